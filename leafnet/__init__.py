@@ -1,0 +1,36 @@
+"""leafnet: transfer learning for image classification on Keras 3 / TensorFlow.
+
+Public API (imported lazily, so ``import leafnet`` and the CLI's error paths stay fast)::
+
+    import leafnet
+    run = leafnet.fit({"data": {"data": "my_images/"}, "model": {"backbone": "b0"}})
+    run.metrics["val_accuracy"]
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "fit": ("leafnet.train.fit", "fit"),
+    "Run": ("leafnet.runs", "Run"),
+    "Config": ("leafnet.config", "Config"),
+    "load_config": ("leafnet.config", "load_config"),
+    "LeafnetError": ("leafnet.errors", "LeafnetError"),
+    "get_backbone": ("leafnet.models.registry", "get_backbone"),
+    "list_backbones": ("leafnet.models.registry", "list_backbones"),
+    "scan_folder": ("leafnet.data.scan", "scan_folder"),
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'leafnet' has no attribute {name!r}")

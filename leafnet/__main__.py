@@ -1,0 +1,5 @@
+import sys
+
+from leafnet.cli import main
+
+sys.exit(main())

@@ -1,0 +1,201 @@
+"""The ``leafnet`` command line: parse, build a config, call the Python API, say where outputs went.
+
+User mistakes end with one line on stderr (``error: ...``) and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+from leafnet.errors import LeafnetError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line, like every other leafnet error."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        raise LeafnetError(f"{message} (see: {self.prog} --help)")
+
+
+def _blocks(text: str) -> int | str:
+    if text == "all":
+        return "all"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0 or 'all'; received {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0 or 'all'; received {text!r}")
+    return value
+
+
+# flag -> (config key, type, help). Defaults live in leafnet.config only.
+TRAIN_FLAGS = {
+    "--data": ("data.data", str, "folder with one sub-folder per class (split into train/val)"),
+    "--train": ("data.train", str, "training folder of class sub-folders (with --val)"),
+    "--val": ("data.val", str, "validation folder of class sub-folders (with --train)"),
+    "--val-split": ("data.val_split", float, "fraction of each class held out for validation (default 1/6)"),
+    "--image-size": ("data.image_size", int, "square input size (default: the backbone's)"),
+    "--batch-size": ("data.batch_size", int, "batch size"),
+    "--backbone": ("model.backbone", str, "backbone name (see: leafnet backbones)"),
+    "--weights": ("model.weights", str, "imagenet | none | PATH (.keras, .weights.h5, run folder)"),
+    "--epochs": ("transfer.epochs", int, "epochs of the transfer phase (backbone frozen)"),
+    "--lr": ("transfer.lr", float, "learning rate of the transfer phase"),
+    "--finetune-blocks": ("finetune.blocks", _blocks, "backbone blocks unfrozen in the fine-tune phase (0: none, all)"),
+    "--finetune-epochs": ("finetune.epochs", int, "epochs of the fine-tune phase"),
+    "--finetune-lr": ("finetune.lr", float, "learning rate of the fine-tune phase"),
+    "--seed": ("run.seed", int, "seed of the split, shuffling and random layers"),
+    "--run-dir": ("run.dir", str, "run folder (rerun with the same folder to resume)"),
+}
+
+
+def _add_train_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML config (see: leafnet config)")
+    p.add_argument("--demo", action="store_true", help="train on the embedded synthetic leaves")
+    for flag, (key, tp, help_) in TRAIN_FLAGS.items():
+        p.add_argument(flag, dest=key, type=tp, default=None, help=help_)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override any config key, e.g. --set augment.rotation=0.2 (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="leafnet", description="Transfer learning for image classification (Keras 3 / TensorFlow).")
+    from leafnet import __version__
+
+    parser.add_argument("--version", action="version", version=f"leafnet {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("fit", help="train a classifier (transfer phase, then fine-tune phase)",
+                       description="Train a classifier on a folder of class sub-folders.")
+    _add_train_flags(p)
+
+    p = sub.add_parser("config", help="print the config that fit would use (defaults, documented)")
+    _add_train_flags(p)
+
+    sub.add_parser("backbones", help="list the backbones, their default sizes and blocks")
+
+    data = sub.add_parser("data", help="data tools: synth, check")
+    dsub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND", parser_class=_Parser)
+    s = dsub.add_parser("synth", help="generate synthetic leaves (the demo set)")
+    s.add_argument("out", help="output folder (one sub-folder per species)")
+    s.add_argument("--classes", type=int, default=14)
+    s.add_argument("--per-class", type=int, default=100)
+    s.add_argument("--size", type=int, default=128)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--disease", type=float, default=0.1, help="probability of disease spots on a leaf")
+    s.add_argument("--format", dest="image_format", default="png", choices=("png", "jpg"))
+    c = dsub.add_parser("check", help="scan a folder: class counts, bad files, duplicates, leakage")
+    c.add_argument("folder")
+    c.add_argument("--val-split", type=float, default=None, help="check the split this fraction would give")
+    c.add_argument("--seed", type=int, default=None)
+    c.add_argument("--json", dest="json_out", help="also write the report to this JSON file")
+    return parser
+
+
+def _flags(args: argparse.Namespace) -> dict:
+    flags = {key: getattr(args, key) for key, _, _ in TRAIN_FLAGS.values()}
+    if args.demo:
+        flags["data.demo"] = True
+    if args.quiet:
+        flags["run.verbose"] = 0
+    return flags
+
+
+def cmd_fit(args) -> int:
+    from leafnet.config import load_config
+
+    cfg = load_config(args.config, flags=_flags(args), overrides=args.overrides)
+    from leafnet.train.fit import fit
+
+    fit(cfg)
+    return 0
+
+
+def cmd_config(args) -> int:
+    from leafnet.config import describe, load_config
+
+    cfg = load_config(args.config, flags=_flags(args), overrides=args.overrides)
+    print(describe(cfg))
+    return 0
+
+
+def cmd_backbones(args) -> int:
+    from leafnet.models.registry import list_backbones
+
+    print(f"{'name':22} {'size':>5}  {'imagenet':8}  {'blocks':6}  aliases / family")
+    for spec in list_backbones():
+        print(f"{spec.name:22} {spec.default_size:5}  {'yes' if spec.imagenet else 'no':8}  "
+              f"{len(spec.trainable_blocks):6}  {', '.join(spec.aliases)} — {spec.family}")
+    return 0
+
+
+def cmd_data(args) -> int:
+    if args.data_command == "synth":
+        from leafnet.data.synth import generate
+
+        try:
+            counts = generate(args.out, classes=args.classes, per_class=args.per_class, size=args.size,
+                              seed=args.seed, disease=args.disease, image_format=args.image_format)
+        except ValueError as e:
+            raise LeafnetError(str(e)) from None
+        print(f"wrote {sum(counts.values())} images of {len(counts)} species to {args.out}")
+        return 0
+    if args.data_command == "check":
+        from leafnet.data.check import check_folder
+
+        return check_folder(args.folder, val_split=args.val_split, seed=args.seed, json_out=args.json_out)
+    raise LeafnetError("data needs a sub-command: synth or check (see: leafnet data --help)")
+
+
+COMMANDS = {"fit": cmd_fit, "config": cmd_config, "backbones": cmd_backbones, "data": cmd_data}
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow with C-level stderr muted: its start-up log lines (oneDNN, CUDA
+    probing) are printed before any log level applies and mean nothing to a user."""
+    if "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # device probing logs too (cuInit on machines without a GPU)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``leafnet`` console script."""
+    try:
+        args = build_parser().parse_args(argv)
+        if not args.command:
+            build_parser().print_help()
+            return EXIT_USER_ERROR
+        if args.command != "config":
+            _import_tensorflow_quietly()
+        return COMMANDS[args.command](args)
+    except LeafnetError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except BrokenPipeError:  # `leafnet backbones | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        print("\ninterrupted; rerun the same command (same --run-dir) to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,369 @@
+"""Every setting of a leafnet run, as dataclasses, with YAML loading and validation.
+
+Defaults live here and nowhere else. Precedence: built-in defaults < ``--config``
+YAML < explicit flags and ``--set section.key=value``. Unknown keys, wrong types and
+impossible values are refused before any work starts, with one line naming the key,
+what is allowed and what was received.
+
+Example:
+    >>> cfg = load_config(None, overrides=["transfer.lr=3e-4", "model.backbone=b0"])
+    >>> cfg.transfer.lr
+    0.0003
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+
+from leafnet.errors import ConfigError
+
+
+def setting(default: Any, help: str, *, choices: tuple | None = None,
+            ge: float | None = None, gt: float | None = None,
+            le: float | None = None, lt: float | None = None) -> Any:
+    """A dataclass field that carries its documentation and its allowed values."""
+    meta = {"help": help, "choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt}
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class DataConfig:
+    """Where the images are and how they are read."""
+
+    data: Optional[str] = setting(None, "folder with one sub-folder per class (split into train/val)")
+    train: Optional[str] = setting(None, "folder of class sub-folders used for training only (with `val`)")
+    val: Optional[str] = setting(None, "folder of class sub-folders used for validation only (with `train`)")
+    demo: bool = setting(False, "train on the embedded synthetic leaves (generated on first use)")
+    val_split: float = setting(1 / 6, "fraction of each class held out for validation (5:1 by default)", gt=0.0, lt=1.0)
+    image_size: Optional[int] = setting(None, "square input size in pixels (null: the backbone's default)", ge=16, le=2048)
+    batch_size: int = setting(32, "images per training step", ge=1, le=65536)
+    cache: str = setting("auto", "keep decoded images in memory, in a file in the run folder, or re-read them every epoch "
+                         "(auto: memory when they fit in a quarter of RAM, else disk)",
+                         choices=("auto", "memory", "disk", "none"))
+    class_weights: str = setting("none", "weight the loss by inverse class frequency (balanced) for imbalanced folders",
+                                 choices=("none", "balanced"))
+
+
+@dataclass
+class AugmentConfig:
+    """In-model augmentation layers, active only while training."""
+
+    flip: str = setting("horizontal_and_vertical", "random flips", choices=("none", "horizontal", "vertical", "horizontal_and_vertical"))
+    rotation: float = setting(0.1, "random rotation, as a fraction of a full turn (0.5 = up to +-180 degrees)", ge=0.0, le=0.5)
+    zoom: float = setting(0.1, "random zoom in or out by up to this fraction", ge=0.0, lt=1.0)
+    translation: float = setting(0.1, "random shift by up to this fraction of the image size", ge=0.0, lt=1.0)
+    contrast: float = setting(0.0, "random contrast change by up to this factor", ge=0.0, le=1.0)
+    brightness: float = setting(0.0, "random brightness change by up to this fraction of the value range", ge=0.0, le=1.0)
+    crop: float = setting(0.0, "random crop removing up to this fraction of each side, resized back (identity at inference)", ge=0.0, lt=1.0)
+    noise: float = setting(0.0, "Gaussian noise standard deviation, in pixel units (0..255)", ge=0.0, le=255.0)
+
+
+@dataclass
+class ModelConfig:
+    """The backbone and the classifier head."""
+
+    backbone: str = setting("efficientnet-b0", "backbone name or alias (leafnet backbones lists them)")
+    weights: str = setting("imagenet", "imagenet (downloaded once by Keras), none (random init), or a path to a "
+                           ".keras / .weights.h5 file or a leafnet run folder")
+    dense_units: int = setting(0, "units of the optional dense layer in the head (0: none)", ge=0, le=65536)
+    activation: str = setting("relu", "activation of the head's dense layer", choices=("relu", "swish", "gelu", "mish", "elu", "tanh"))
+    dropout: float = setting(0.2, "dropout rate before the classifier", ge=0.0, lt=1.0)
+    head_batchnorm: bool = setting(True, "BatchNormalization after global average pooling")
+
+
+@dataclass
+class PhaseConfig:
+    """One training phase. ``transfer`` trains the head on a frozen backbone; ``finetune``
+    unfreezes the last ``blocks`` blocks of the backbone (BatchNormalization stays frozen)."""
+
+    epochs: int = setting(10, "maximum epochs of this phase", ge=0, le=100000)
+    lr: float = setting(1e-2, "learning rate", gt=0.0, le=10.0)
+    optimizer: str = setting("adam", "optimizer", choices=("adam", "adamw", "sgd", "rmsprop", "nadam"))
+    weight_decay: float = setting(0.0, "decoupled weight decay (adamw, sgd); 0 disables", ge=0.0, le=1.0)
+    momentum: float = setting(0.9, "momentum (sgd, rmsprop)", ge=0.0, lt=1.0)
+    loss: str = setting("crossentropy", "loss", choices=("crossentropy",))
+    label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy", ge=0.0, lt=1.0)
+    monitor: str = setting("val_loss", "metric watched by early stopping, plateau LR and the best checkpoint",
+                           choices=("val_loss", "val_accuracy"))
+    early_stopping: int = setting(5, "stop the phase after this many epochs without improvement (0: never), "
+                                  "then restore the phase's best weights", ge=0)
+    reduce_lr_patience: int = setting(0, "divide the lr by reduce_lr_factor after this many epochs without improvement (0: off)", ge=0)
+    reduce_lr_factor: float = setting(0.2, "factor applied by the plateau schedule", gt=0.0, lt=1.0)
+    min_lr: float = setting(1e-7, "lower bound for the plateau schedule", ge=0.0)
+    blocks: Union[int, str] = setting(1, "fine-tune phase only: unfreeze the last N backbone blocks (0: no fine-tune phase, all: every block)")
+
+
+def _transfer_default() -> PhaseConfig:
+    return PhaseConfig(epochs=10, lr=1e-2)
+
+
+def _finetune_default() -> PhaseConfig:
+    return PhaseConfig(epochs=10, lr=1e-4, reduce_lr_patience=2)
+
+
+@dataclass
+class RunConfig:
+    """Where the run is written and how it is seeded."""
+
+    dir: Optional[str] = setting(None, "run folder (null: runs/<date>-<time>-<backbone>); rerunning with the same folder resumes")
+    seed: int = setting(42, "seed for the split, the shuffle order and every random layer", ge=0, le=2**31 - 1)
+    verbose: int = setting(1, "0: quiet, 1: progress bars, 2: one line per epoch", ge=0, le=2)
+
+
+@dataclass
+class Config:
+    """A complete leafnet run configuration."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    transfer: PhaseConfig = field(default_factory=_transfer_default)
+    finetune: PhaseConfig = field(default_factory=_finetune_default)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
+
+
+# --------------------------------------------------------------------------- validation
+
+def _section_classes() -> dict[str, type]:
+    hints = typing.get_type_hints(Config)
+    return {name: hints[name] for name in SECTIONS}
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        names = [_type_name(a) for a in typing.get_args(tp) if a is not type(None)]
+        text = " or ".join(names)
+        return text + " or null" if type(None) in typing.get_args(tp) else text
+    return {int: "an integer", float: "a number", str: "a string", bool: "true/false"}.get(tp, str(tp))
+
+
+def _coerce(key: str, value: Any, tp: Any) -> Any:
+    """Return ``value`` as type ``tp`` or raise a ConfigError naming ``key``."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(key, value, arg)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key} must be {_type_name(tp)}; received {value!r}")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+            return int(value)
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = float(value)
+            if math.isfinite(value):
+                return value
+            raise ConfigError(f"{key} must be a finite number; received {value!r}")
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"{key} must be {_type_name(tp)}; received {value!r}")
+
+
+def _check_bounds(key: str, value: Any, meta: dict) -> None:
+    if value is None or isinstance(value, (str, bool)):
+        if meta.get("choices") and value is not None and value not in meta["choices"]:
+            raise ConfigError(f"{key} must be one of {', '.join(map(str, meta['choices']))}; received {value!r}")
+        return
+    bounds = [("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"),
+              ("le", lambda v, b: v <= b, "<="), ("lt", lambda v, b: v < b, "<")]
+    for name, ok, sym in bounds:
+        bound = meta.get(name)
+        if bound is not None and not ok(value, bound):
+            raise ConfigError(f"{key} must be {sym} {bound:g}; received {value!r}")
+
+
+def _unknown(key: str, name: str, allowed: typing.Iterable[str]) -> ConfigError:
+    allowed = list(allowed)
+    close = difflib.get_close_matches(name, allowed, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return ConfigError(f"unknown config key {key!r}{hint}; allowed: {', '.join(allowed)}")
+
+
+def _apply_section(section_obj: Any, section: str, values: Any) -> None:
+    if not isinstance(values, dict):
+        raise ConfigError(f"config section {section!r} must be a mapping of keys to values; received {values!r}")
+    hints = typing.get_type_hints(type(section_obj))
+    fields = {f.name: f for f in dataclasses.fields(section_obj)}
+    for name, value in values.items():
+        key = f"{section}.{name}"
+        if name not in fields:
+            raise _unknown(key, str(name), [f"{section}.{n}" for n in fields])
+        coerced = _coerce(key, value, hints[name])
+        _check_bounds(key, coerced, fields[name].metadata)
+        setattr(section_obj, name, coerced)
+
+
+def apply_dict(cfg: Config, values: Any, origin: str = "config") -> Config:
+    """Overlay a nested mapping ``{section: {key: value}}`` on ``cfg`` (validated)."""
+    if values is None:
+        return cfg
+    if not isinstance(values, dict):
+        raise ConfigError(f"{origin} must be a mapping of sections ({', '.join(SECTIONS)}); received {type(values).__name__}")
+    for section, section_values in values.items():
+        if section not in SECTIONS:
+            raise _unknown(str(section), str(section), SECTIONS)
+        _apply_section(getattr(cfg, section), section, section_values)
+    return cfg
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """Split ``section.key=value`` into parts; the value is read as YAML (``3e-4``, ``true``, ``null``)."""
+    if "=" not in text:
+        raise ConfigError(f"--set expects section.key=value; received {text!r}")
+    dotted, raw = text.split("=", 1)
+    parts = dotted.strip().split(".")
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(f"--set expects section.key=value with one dot, e.g. transfer.lr=3e-4; received {text!r}")
+    try:
+        value = safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return parts[0], parts[1], value
+
+
+class SafeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also reads ``3e-4`` as a number (YAML 1.2), as users write it."""
+
+
+SafeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def safe_load(stream: Any) -> Any:
+    """``yaml.safe_load`` with YAML 1.2 exponent floats; never constructs Python objects."""
+    return yaml.load(stream, Loader=SafeLoader)
+
+
+def read_yaml(path: str | os.PathLike) -> Any:
+    """Read a YAML file with ``yaml.safe_load`` (never the unsafe loader)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return safe_load(f)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config file {path} is not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config file {path}: {e}") from None
+
+
+def load_config(path: str | os.PathLike | None = None, flags: dict[str, Any] | None = None,
+                overrides: typing.Sequence[str] = ()) -> Config:
+    """Build a validated Config: defaults < YAML file < ``flags`` < ``overrides``.
+
+    Args:
+        path: optional YAML file with sections ``data``, ``augment``, ``model``,
+            ``transfer``, ``finetune``, ``run``.
+        flags: dotted keys to values, e.g. ``{"model.backbone": "b4"}``; None values are skipped.
+        overrides: ``section.key=value`` strings as given to ``--set``.
+
+    Returns:
+        The Config, checked for unknown keys, types and ranges.
+    """
+    cfg = Config()
+    if path is not None:
+        apply_dict(cfg, read_yaml(path), origin=str(path))
+    nested: dict[str, dict[str, Any]] = {}
+    for dotted, value in (flags or {}).items():
+        if value is None:
+            continue
+        section, key = dotted.split(".")
+        nested.setdefault(section, {})[key] = value
+    apply_dict(cfg, nested, origin="flags")
+    for text in overrides:
+        section, key, value = parse_override(text)
+        apply_dict(cfg, {section: {key: value}}, origin="--set")
+    validate(cfg)
+    return cfg
+
+
+def config_from_dict(values: dict) -> Config:
+    """A validated Config from a nested mapping (e.g. a run's ``config.yaml``)."""
+    cfg = apply_dict(Config(), values)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Checks that involve several keys."""
+    d = cfg.data
+    if d.data and (d.train or d.val):
+        raise ConfigError("give either data.data (one folder, split automatically) or data.train with data.val; received both")
+    if bool(d.train) != bool(d.val):
+        raise ConfigError("data.train and data.val go together; received only "
+                          + ("data.train" if d.train else "data.val"))
+    for key in ("data", "train", "val"):
+        if getattr(d, key) == "":
+            raise ConfigError(f"data.{key} must be a folder path; received an empty string")
+    blocks = cfg.finetune.blocks
+    if isinstance(blocks, str) and blocks != "all":
+        raise ConfigError(f"finetune.blocks must be an integer >= 0 or 'all'; received {blocks!r}")
+    if isinstance(blocks, int) and blocks < 0:
+        raise ConfigError(f"finetune.blocks must be an integer >= 0 or 'all'; received {blocks}")
+    if cfg.transfer.blocks != PhaseConfig().blocks:
+        raise ConfigError("transfer.blocks is not used (the transfer phase freezes the whole backbone); "
+                          "set finetune.blocks instead")
+    if not cfg.model.backbone:
+        raise ConfigError("model.backbone must be a backbone name; received an empty string")
+    if not cfg.model.weights:
+        raise ConfigError("model.weights must be imagenet, none or a path; received an empty string")
+
+
+def has_data_source(cfg: Config) -> bool:
+    d = cfg.data
+    return bool(d.demo or d.data or d.train)
+
+
+def describe(cfg: Config | None = None) -> str:
+    """The documented default config as commented YAML (``leafnet config``)."""
+    cfg = cfg or Config()
+    lines = ["# leafnet configuration: every key, its default and what it does.",
+             "# Precedence: defaults < --config FILE < flags and --set section.key=value", ""]
+    for section in SECTIONS:
+        obj = getattr(cfg, section)
+        lines.append(f"{section}:  # {(type(obj).__doc__ or '').strip().splitlines()[0]}")
+        for f in dataclasses.fields(obj):
+            value = yaml.safe_dump(getattr(obj, f.name), default_flow_style=True).strip()
+            value = value.removesuffix("\n...").removesuffix("...").strip()
+            extra = f" [{'|'.join(map(str, f.metadata['choices']))}]" if f.metadata.get("choices") else ""
+            lines.append(f"  {f.name}: {value}  # {f.metadata.get('help', '')}{extra}")
+        lines.append("")
+    return "\n".join(lines)

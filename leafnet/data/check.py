@@ -1,0 +1,60 @@
+"""``leafnet data check DIR``: the scan alone, for a person to read before training."""
+
+from __future__ import annotations
+
+import collections
+
+from leafnet.data.scan import scan_folder
+from leafnet.data.split import stratified_split
+from leafnet.runs import write_json
+
+
+def check_folder(folder: str, val_split: float | None = None, seed: int | None = None,
+                 json_out: str | None = None) -> int:
+    """Print class counts, skipped files, duplicate images and, for a split, leakage.
+
+    Returns:
+        0 when the folder can be trained on, 1 when it cannot (empty class, one class).
+    """
+    from leafnet.config import DataConfig, RunConfig
+
+    scan = scan_folder(folder, progress=True, strict=False)
+    counts = scan.counts()
+    width = max([len(c) for c in counts] + [5])
+    print(f"\n{scan.root}: {len(scan.files)} usable images in {len(counts)} classes, "
+          f"{len(scan.skipped)} file(s) skipped")
+    for name, n in counts.items():
+        print(f"  {name:{width}}  {n:6d}" + ("  <- no usable image" if n == 0 else ""))
+    if scan.skipped:
+        reasons = collections.Counter(s["reason"] for s in scan.skipped)
+        print("skipped:")
+        for reason, n in reasons.most_common():
+            print(f"  {n:6d}  {reason}")
+        for s in scan.skipped[:20]:
+            print(f"    {s['path']}: {s['reason']}")
+        if len(scan.skipped) > 20:
+            print(f"    ... and {len(scan.skipped) - 20} more")
+    groups = scan.duplicates()
+    is_val = stratified_split(scan.labels, scan.hashes, val_split or DataConfig().val_split,
+                              RunConfig().seed if seed is None else seed)
+    conflicts = [g for g in groups if len({scan.labels[i] for i in g}) > 1]
+    split_sides = [g for g in groups if len({bool(is_val[i]) for i in g}) > 1]
+    print(f"duplicates: {len(groups)} group(s) of byte-identical images "
+          f"({sum(len(g) for g in groups) - len(groups)} redundant file(s))")
+    for g in groups[:10]:
+        names = ", ".join(scan.files[i] for i in g[:4]) + (" ..." if len(g) > 4 else "")
+        print(f"  {len(g)} copies: {names}")
+    if conflicts:
+        print(f"  warning: {len(conflicts)} duplicate group(s) span several classes (label conflicts)")
+    print("leakage: the split keeps every copy of an image on one side "
+          f"({len(split_sides)} group(s) across train/val)")
+    report = {**scan.report(), "duplicates": [[scan.files[i] for i in g] for g in groups],
+              "label_conflicts": [[scan.files[i] for i in g] for g in conflicts],
+              "train": int((~is_val).sum()), "val": int(is_val.sum())}
+    if json_out:
+        write_json(json_out, report)
+        print(f"report written to {json_out}")
+    usable = len(counts) >= 2 and all(counts.values())
+    if not usable:
+        print("this folder cannot be trained on: every class needs at least one image and there must be two classes")
+    return 0 if usable else 1

@@ -1,0 +1,258 @@
+"""Scan a folder of class sub-folders: what is used, what is skipped and why.
+
+Every file found under the folder ends up either in :attr:`Scan.files` or in
+:attr:`Scan.skipped` with a reason, so the counts add up. Each candidate image is
+decoded once with the same TensorFlow decoder the training pipeline uses, because a
+truncated JPEG otherwise stops training mid-epoch without naming the file.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from leafnet.errors import DataError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+IGNORED_DIRS = ("__MACOSX",)
+
+
+@dataclass
+class Scan:
+    """The result of scanning one folder.
+
+    Attributes:
+        root: the scanned folder.
+        classes: class names in label order.
+        files: usable images, in a stable order (class, then path).
+        labels: label index of each file.
+        hashes: content hash (sha1) of each file.
+        skipped: ``{"path", "reason"}`` for every file not used.
+    """
+
+    root: Path
+    classes: list[str]
+    files: list[str] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    hashes: list[str] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        c = collections.Counter(self.labels)
+        return {name: c.get(i, 0) for i, name in enumerate(self.classes)}
+
+    def duplicates(self) -> list[list[int]]:
+        """Groups (indices into files) of byte-identical images, largest first."""
+        by_hash: dict[str, list[int]] = collections.defaultdict(list)
+        for i, h in enumerate(self.hashes):
+            by_hash[h].append(i)
+        groups = [g for g in by_hash.values() if len(g) > 1]
+        return sorted(groups, key=len, reverse=True)
+
+    def report(self) -> dict:
+        return {"root": str(self.root), "found": len(self.files) + len(self.skipped),
+                "used": len(self.files), "skipped": self.skipped, "classes": self.counts()}
+
+
+def _is_hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def _skip_reason_for_name(name: str) -> str | None:
+    if name.startswith("._"):
+        return "macOS resource fork (._ file)"
+    if _is_hidden(name):
+        return "hidden file"
+    ext = os.path.splitext(name)[1].lower()
+    if ext not in IMAGE_EXTENSIONS:
+        return f"not an image extension ({ext or 'none'}); allowed: {', '.join(IMAGE_EXTENSIONS)}"
+    return None
+
+
+def _walk(folder: Path, skipped: list[dict]) -> list[str]:
+    """Image candidates under ``folder`` (recursively); everything else goes to ``skipped``."""
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames.sort()
+        keep = []
+        for d in dirnames:
+            full = os.path.join(dirpath, d)
+            if d in IGNORED_DIRS or _is_hidden(d):
+                reason = "inside a __MACOSX folder" if d in IGNORED_DIRS else "inside a hidden folder"
+                for sub, _, names in os.walk(full):
+                    skipped.extend({"path": os.path.join(sub, n), "reason": reason} for n in sorted(names))
+            elif os.path.islink(full):
+                skipped.append({"path": full, "reason": "symbolic link to a folder (not followed)"})
+            else:
+                keep.append(d)
+        dirnames[:] = keep
+        for name in sorted(filenames):
+            full = os.path.join(dirpath, name)
+            reason = _skip_reason_for_name(name)
+            if reason is None and not os.path.exists(full):
+                reason = "broken symbolic link"
+            if reason:
+                skipped.append({"path": full, "reason": reason})
+            else:
+                found.append(full)
+    return found
+
+
+def _hash_file(path: str) -> tuple[str | None, str | None]:
+    try:
+        h = hashlib.sha1()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        return h.hexdigest(), None
+    except OSError as e:
+        return None, f"cannot read file: {e.strerror or e}"
+
+
+def clean_tf_error(e: BaseException) -> str:
+    """TensorFlow's op errors carry a node prefix and an ``[Op:...]`` suffix: keep the message."""
+    text = str(getattr(e, "message", e)).strip()
+    if "}}" in text:
+        text = text.split("}}", 1)[1]
+    text = text.split("[Op:")[0].strip().rstrip(".")
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def check_decodable(paths: Sequence[str], progress: bool = False) -> dict[int, str]:
+    """Decode every file with the training decoder; return ``{index: reason}`` of the failures.
+
+    Decoding runs in parallel through tf.data. ``ignore_errors`` drops the failures;
+    the missing indices are the bad files, which are then decoded one by one to get
+    the reason.
+    """
+    import tensorflow as tf
+
+    from leafnet.data.pipeline import decode_image
+
+    if not paths:
+        return {}
+    ds = tf.data.Dataset.from_tensor_slices((list(paths), tf.range(len(paths), dtype=tf.int64)))
+    ds = ds.map(lambda p, i: (tf.shape(decode_image(tf.io.read_file(p)))[:2], i),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    ds = ds.ignore_errors().batch(256)
+    ok = set()
+    bar = _progress(len(paths), "checking images") if progress else None
+    for shapes, idx in ds:
+        bad_shape = (shapes.numpy() <= 0).any(axis=1)
+        ok.update(int(i) for i, b in zip(idx.numpy(), bad_shape) if not b)
+        if bar:
+            bar.add(len(idx))
+    failures = {}
+    for i in range(len(paths)):
+        if i in ok:
+            continue
+        try:
+            img = decode_image(tf.io.read_file(paths[i]))
+            failures[i] = "image has no pixels" if min(img.shape[:2]) <= 0 else "could not be decoded"
+        except (tf.errors.OpError, ValueError) as e:
+            failures[i] = f"cannot decode: {clean_tf_error(e)}"
+    return failures
+
+
+def _progress(total: int, label: str):
+    import keras
+
+    print(f"{label}: {total} files")
+    return keras.utils.Progbar(total, unit_name="file")
+
+
+def list_class_folders(root: Path, skipped: list[dict]) -> list[str]:
+    names = []
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if entry.is_dir(follow_symlinks=True):
+            if entry.name in IGNORED_DIRS or _is_hidden(entry.name):
+                reason = "inside a __MACOSX folder" if entry.name in IGNORED_DIRS else "inside a hidden folder"
+                for sub, _, files in os.walk(entry.path):
+                    skipped.extend({"path": os.path.join(sub, n), "reason": reason} for n in sorted(files))
+            else:
+                names.append(entry.name)
+        else:
+            skipped.append({"path": entry.path, "reason": "not inside a class folder"})
+    return names
+
+
+def scan_folder(root: str | os.PathLike, classes: Sequence[str] | None = None,
+                check: bool = True, progress: bool = False, strict: bool = True) -> Scan:
+    """Scan ``root``: one sub-folder per class, images in nested folders belong to their top folder.
+
+    Args:
+        root: the folder.
+        classes: expected class names in label order (e.g. a run's ``classes.json``).
+            A folder with a missing or an extra class is refused, naming it.
+        check: decode every image once and skip the ones that fail.
+        progress: print a progress bar.
+        strict: refuse a class with no usable image or a single class (``data check``
+            reports them instead).
+
+    Returns:
+        A :class:`Scan`.
+
+    Raises:
+        DataError: missing or empty folder, no class folders, a class with no usable image,
+            fewer than two classes, or class names that do not match ``classes``.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"data folder not found: {root}")
+    if not root.is_dir():
+        raise DataError(f"data path is not a folder: {root}")
+    skipped: list[dict] = []
+    names = list_class_folders(root, skipped)
+    if not names:
+        raise DataError(f"no class sub-folders in {root}: expected one sub-folder per class, e.g. {root}/cat/*.jpg")
+    if classes is not None:
+        missing = [c for c in classes if c not in names]
+        extra = [n for n in names if n not in classes]
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"missing class folder(s): {', '.join(map(repr, missing))}")
+            if extra:
+                parts.append(f"unexpected class folder(s): {', '.join(map(repr, extra))}")
+            raise DataError(f"{root} does not match the run's classes ({'; '.join(parts)})")
+        names = list(classes)
+    scan = Scan(root=root.resolve(), classes=names, skipped=skipped)
+
+    candidates: list[tuple[str, int]] = []
+    for label, name in enumerate(names):
+        for path in _walk(root / name, skipped):
+            candidates.append((path, label))
+
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+        hashed = list(pool.map(_hash_file, [p for p, _ in candidates]))
+    readable = []
+    for (path, label), (digest, err) in zip(candidates, hashed):
+        if err:
+            skipped.append({"path": path, "reason": err})
+        else:
+            readable.append((path, label, digest))
+
+    failures = check_decodable([p for p, _, _ in readable], progress=progress) if check else {}
+    for i, (path, label, digest) in enumerate(readable):
+        if i in failures:
+            skipped.append({"path": path, "reason": failures[i]})
+        else:
+            scan.files.append(path)
+            scan.labels.append(label)
+            scan.hashes.append(digest)
+
+    if not strict:
+        return scan
+    counts = scan.counts()
+    empty = [c for c, n in counts.items() if n == 0]
+    if empty:
+        raise DataError(f"class folder(s) with no usable image in {root}: {', '.join(map(repr, empty))} "
+                        f"(see skipped files with: leafnet data check {root})")
+    if len(names) < 2 and classes is None:
+        raise DataError(f"{root} has a single class folder ({names[0]!r}); a classifier needs at least two")
+    return scan

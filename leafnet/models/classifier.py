@@ -1,0 +1,167 @@
+"""The classifier: augmentation -> backbone (with its preprocessing) -> head, one flat Keras model.
+
+The model takes float32 RGB images of 0..255 and returns class probabilities. Its
+layers are flat (the backbone's layers keep their own names), so freezing by block,
+Grad-CAM on an inner layer and weight transfer all address layers by name.
+Head layers are named ``head_*`` and the classifier ``predictions``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+
+import keras
+import numpy as np
+from keras import layers
+
+from leafnet.config import AugmentConfig, ModelConfig
+from leafnet.data.augment import build_augmentation
+from leafnet.errors import ConfigError, LeafnetError
+from leafnet.models.registry import BackboneSpec
+
+log = logging.getLogger("leafnet")
+
+HEAD_PREFIXES = ("head_", "predictions")
+AUGMENTATION = "augmentation"
+IMAGENET_TIMEOUT_S = 20
+
+
+def _activation(name: str):
+    return "mish" if name == "mish" else name
+
+
+def _build_backbone_output(spec: BackboneSpec, x, weights: str | None):
+    """Run the spec's builder; turn an offline ImageNet download into one clear line."""
+    if weights != "imagenet":
+        return spec.builder(x, None)
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(IMAGENET_TIMEOUT_S)
+    try:
+        return spec.builder(x, "imagenet")
+    except Exception as e:  # keras.utils.get_file wraps URL errors in a bare Exception
+        text = str(e)
+        if "URL fetch failure" in text or isinstance(e, (OSError, socket.timeout)):
+            raise LeafnetError(
+                f"could not download ImageNet weights for {spec.name} (no internet?): {text.splitlines()[0][:160]}. "
+                "They are downloaded once and cached in ~/.keras/models; offline, use --weights none "
+                "or --weights PATH (a .keras / .weights.h5 file or a run folder)") from None
+        raise
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def build_classifier(spec: BackboneSpec, num_classes: int, image_size: int, model_cfg: ModelConfig,
+                     augment_cfg: AugmentConfig | None = None, seed: int | None = None) -> keras.Model:
+    """Build the full classifier.
+
+    Args:
+        spec: the backbone.
+        num_classes: number of output classes (>= 2).
+        image_size: square input size.
+        model_cfg: head settings and weights (``imagenet`` is loaded here; a path is
+            loaded afterwards by :func:`leafnet.models.weights.load_backbone_weights`).
+        augment_cfg: augmentation settings; None for no augmentation layers.
+        seed: base seed of the random layers.
+
+    Returns:
+        An uncompiled ``keras.Model`` named after the backbone.
+    """
+    if model_cfg.weights == "imagenet" and not spec.imagenet:
+        raise ConfigError(f"{spec.name} has no ImageNet weights; use --weights none (train from scratch) "
+                          "or --weights PATH")
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    x = inputs
+    if augment_cfg is not None:
+        aug = build_augmentation(augment_cfg, seed=seed)
+        if aug.layers:
+            x = aug(x)
+    weights = "imagenet" if model_cfg.weights == "imagenet" else None
+    x = _build_backbone_output(spec, x, weights)
+    x = layers.GlobalAveragePooling2D(name="head_pool")(x)
+    if model_cfg.head_batchnorm:
+        x = layers.BatchNormalization(name="head_bn")(x)
+    if model_cfg.dense_units > 0:
+        x = layers.Dense(model_cfg.dense_units, activation=_activation(model_cfg.activation), name="head_dense")(x)
+    if model_cfg.dropout > 0:
+        x = layers.Dropout(model_cfg.dropout, seed=seed, name="head_dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
+    return keras.Model(inputs, outputs, name=re.sub(r"[^A-Za-z0-9_]", "_", spec.name))
+
+
+def is_head(layer: keras.layers.Layer) -> bool:
+    return layer.name.startswith(HEAD_PREFIXES)
+
+
+def backbone_layers(model: keras.Model, spec: BackboneSpec) -> list[keras.layers.Layer]:
+    """The backbone's layers in the model, in order (input, augmentation and head excluded)."""
+    out = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer) or layer.name == AUGMENTATION or is_head(layer):
+            continue
+        out.append(layer)
+    return out
+
+
+def layer_blocks(model: keras.Model, spec: BackboneSpec) -> dict[str, str | None]:
+    """Map each backbone layer name to its block. Weightless glue layers that match no
+    block (e.g. MobileNet's anonymous activations) inherit the block of the layer before."""
+    blocks, current = {}, spec.block_names[0]
+    for layer in backbone_layers(model, spec):
+        block = spec.block_of(layer.name)
+        if block is None and layer.weights:
+            raise LeafnetError(f"layer {layer.name!r} of {spec.name} matches no block of the registry's block map")
+        current = block or current
+        blocks[layer.name] = current
+    return blocks
+
+
+def resolve_finetune_blocks(spec: BackboneSpec, blocks: int | str) -> list[str]:
+    """The block names ``--finetune-blocks`` unfreezes (``all``: every block, the stem too).
+
+    Raises:
+        ConfigError: more blocks than the backbone has.
+    """
+    trainable = spec.trainable_blocks
+    if blocks == "all":
+        return spec.block_names
+    n = int(blocks)
+    if n > len(trainable):
+        raise ConfigError(f"finetune.blocks={n} but {spec.name} has {len(trainable)} blocks "
+                          f"({', '.join(trainable)}); use at most {len(trainable)} or 'all'")
+    return trainable[len(trainable) - n:] if n else []
+
+
+def set_trainable(model: keras.Model, spec: BackboneSpec, phase: str, blocks: int | str = 0,
+                  from_scratch: bool = False) -> dict[str, int]:
+    """Freeze the model for a phase. Call ``compile`` afterwards.
+
+    * ``transfer``: the backbone is frozen (all of it, BatchNormalization included) and
+      only the head trains; with ``from_scratch`` (random backbone weights) nothing is
+      frozen, since a frozen random backbone would learn nothing.
+    * ``finetune``: the last ``blocks`` blocks train, except their BatchNormalization
+      layers, which stay frozen: in Keras 3 a BN layer with ``trainable=False`` runs in
+      inference mode and keeps its moving statistics (passing ``training=False`` to the
+      backbone is not enough, keras#20285).
+
+    Returns:
+        Trainable weight count per block (and ``head``), for logging and tests.
+    """
+    model.trainable = True
+    blocks_of = layer_blocks(model, spec)
+    unfrozen = set(spec.block_names) if (phase == "transfer" and from_scratch) else (
+        set(resolve_finetune_blocks(spec, blocks)) if phase == "finetune" else set())
+    for layer in backbone_layers(model, spec):
+        train = blocks_of[layer.name] in unfrozen
+        if phase == "finetune" and isinstance(layer, layers.BatchNormalization):
+            train = False
+        layer.trainable = train
+    counts: dict[str, int] = {b: 0 for b in spec.block_names}
+    counts["head"] = 0
+    for layer in model.layers:
+        n = sum(int(np.prod(w.shape)) for w in layer.trainable_weights)
+        if not n:
+            continue
+        counts["head" if is_head(layer) else blocks_of.get(layer.name, "head")] += n
+    return counts

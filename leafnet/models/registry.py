@@ -1,0 +1,118 @@
+"""The backbone registry: the one place that turns a name into a backbone.
+
+Each :class:`BackboneSpec` knows its builder, the preprocessing its weights expect
+(inside the model, on 0..255 RGB input), its default image size and its block map:
+an ordered list of ``(block, regex)`` over layer names, from the input to the output.
+Freezing, fine-tuning and per-block explanations all go through the block map; no
+other module switches on backbone names.
+
+Example:
+    >>> spec = get_backbone("b4")
+    >>> spec.name, spec.default_size
+    ('efficientnet-b4', 380)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+import keras
+
+from leafnet.errors import ConfigError
+
+# A builder takes the input tensor (already augmented, values 0..255) and the weights
+# argument for keras.applications ("imagenet" or None) and returns the headless
+# backbone's output tensor; its layers become layers of the classifier.
+Builder = Callable[[keras.KerasTensor, "str | None"], keras.KerasTensor]
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """Everything leafnet knows about one backbone.
+
+    Attributes:
+        name: canonical name, e.g. ``efficientnet-b4``.
+        builder: see :data:`Builder`.
+        default_size: the input size its ImageNet weights were trained at.
+        blocks: ``(block, regex)`` pairs in input-to-output order. The first is the
+            stem, which is never counted by ``--finetune-blocks``; the last block also
+            holds the layers after it (EfficientNet's ``top_*``), as ``--finetune-blocks 1``
+            should unfreeze the last stage and what sits on it.
+        aliases: other names accepted on the command line.
+        imagenet: whether ``--weights imagenet`` exists for it.
+        family: a short description for listings.
+    """
+
+    name: str
+    builder: Builder
+    default_size: int
+    blocks: tuple[tuple[str, str], ...]
+    aliases: tuple[str, ...] = ()
+    imagenet: bool = True
+    family: str = ""
+    _compiled: tuple = field(default=(), compare=False, repr=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "_compiled", tuple((b, re.compile(rx)) for b, rx in self.blocks))
+
+    @property
+    def block_names(self) -> list[str]:
+        """All blocks, stem first."""
+        return [b for b, _ in self.blocks]
+
+    @property
+    def trainable_blocks(self) -> list[str]:
+        """The blocks ``--finetune-blocks`` counts (all but the stem), input to output."""
+        return self.block_names[1:]
+
+    def block_of(self, layer_name: str) -> str | None:
+        """The block a backbone layer belongs to, or None for layers outside the backbone."""
+        for block, rx in self._compiled:
+            if rx.match(layer_name):
+                return block
+        return None
+
+
+_REGISTRY: dict[str, BackboneSpec] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register_backbone(spec: BackboneSpec) -> BackboneSpec:
+    for key in (spec.name, *spec.aliases):
+        key = key.lower()
+        if key in _ALIASES and _ALIASES[key] != spec.name:
+            raise ValueError(f"backbone name {key!r} is already registered for {_ALIASES[key]!r}")
+        _ALIASES[key] = spec.name
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def list_backbones() -> list[BackboneSpec]:
+    """Every registered backbone, in registration order."""
+    _ensure_loaded()
+    return list(_REGISTRY.values())
+
+
+def get_backbone(name: str) -> BackboneSpec:
+    """Look a backbone up by name or alias (case-insensitive).
+
+    Raises:
+        ConfigError: unknown name, with the valid names.
+    """
+    _ensure_loaded()
+    key = str(name).strip().lower()
+    if key not in _ALIASES:
+        import difflib
+
+        close = difflib.get_close_matches(key, list(_ALIASES), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigError(f"unknown backbone {name!r}{hint}; valid: {', '.join(_REGISTRY)}")
+    return _REGISTRY[_ALIASES[key]]
+
+
+def _ensure_loaded() -> None:
+    # The definitions register themselves on import; importing here keeps
+    # `registry` free of a circular import.
+    from leafnet.models import backbones  # noqa: F401

@@ -1,0 +1,90 @@
+"""Pictures a person judges a run by: training curves and confusion matrices (matplotlib, Agg)."""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+
+from leafnet.runs import atomic_path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+
+
+def _floats(rows: Sequence[dict], key: str) -> np.ndarray:
+    return np.array([float(r[key]) if r.get(key) not in (None, "") else np.nan for r in rows])
+
+
+def plot_curves(history: Sequence[dict], path: str | os.PathLike, title: str = "") -> None:
+    """Loss, accuracy and learning rate per epoch, with the phase boundaries marked."""
+    plt = _pyplot()
+    epochs = _floats(history, "epoch")
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for ax, key, name in ((axes[0], "loss", "loss"), (axes[1], "accuracy", "accuracy")):
+        ax.plot(epochs, _floats(history, key), "o-", ms=3, label=f"train {name}")
+        ax.plot(epochs, _floats(history, f"val_{key}"), "o-", ms=3, label=f"val {name}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+    axes[2].plot(epochs, _floats(history, "lr"), "o-", ms=3, color="tab:green")
+    axes[2].set_yscale("log")
+    axes[2].set_xlabel("epoch")
+    axes[2].set_ylabel("learning rate")
+    axes[2].grid(alpha=0.3, which="both")
+    phases = [r["phase"] for r in history]
+    for i in range(1, len(phases)):
+        if phases[i] != phases[i - 1]:
+            for ax in axes:
+                ax.axvline(epochs[i] - 0.5, color="gray", ls="--", lw=1)
+                ax.text(epochs[i] - 0.5, 1.0, f" {phases[i]}", transform=ax.get_xaxis_transform(),
+                        va="top", ha="left", fontsize=8, color="gray")
+    if phases:
+        for ax in axes:
+            ax.text(epochs[0], 1.0, f"{phases[0]}", transform=ax.get_xaxis_transform(), va="top", ha="left",
+                    fontsize=8, color="gray")
+    axes[0].legend()
+    axes[1].legend()
+    axes[1].set_ylim(0, 1.02)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: str | os.PathLike, title: str = "") -> None:
+    """Counts in each cell, colour by row-normalised share (readable with 14+ classes)."""
+    plt = _pyplot()
+    matrix = np.asarray(matrix)
+    n = len(classes)
+    rows = matrix.sum(axis=1, keepdims=True)
+    share = np.divide(matrix, rows, out=np.zeros_like(matrix, dtype=float), where=rows > 0)
+    side = max(5.0, 0.5 * n + 2.5)
+    fig, ax = plt.subplots(figsize=(side + 1.2, side))
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+    ax.set_xticks(range(n), classes, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(n), classes, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(n):
+        for j in range(n):
+            if matrix[i, j]:
+                ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=7,
+                        color="white" if share[i, j] > 0.5 else "black")
+    ax.set_title(title or "confusion matrix")
+    fig.tight_layout()
+    _save(fig, path)

@@ -1,0 +1,186 @@
+"""The run folder: its paths, atomic writes, and the resolved config.
+
+Every artifact is written to a temporary name in the same folder and renamed into
+place (``os.replace`` is atomic on POSIX), so a killed run never leaves a
+half-written file under its final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from leafnet.errors import LeafnetError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds.
+
+    The temporary name keeps the final suffix (Keras insists on ``.keras``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{''.join(path.suffixes)}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def escape_csv_cell(value: Any) -> Any:
+    """Neutralise spreadsheet formulas: a text cell starting with = + - @ gets a leading quote."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def write_csv(path: str | os.PathLike, header: list[str], rows: Iterable[Iterable[Any]]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([escape_csv_cell(v) for v in row])
+    write_text(path, buf.getvalue())
+
+
+def read_csv(path: str | os.PathLike) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def save_keras(model: Any, path: str | os.PathLike) -> None:
+    """``model.save`` to a temporary ``.keras`` name, then rename."""
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+
+
+class RunDir:
+    """Paths of one run folder (see DESIGN.md, "The run directory")."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).resolve()
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.root)!r})"
+
+    config = property(lambda self: self.root / "config.yaml")
+    classes = property(lambda self: self.root / "classes.json")
+    split = property(lambda self: self.root / "split.csv")
+    data_report = property(lambda self: self.root / "data_report.json")
+    history = property(lambda self: self.root / "history.csv")
+    best = property(lambda self: self.root / "best.keras")
+    model = property(lambda self: self.root / "model.keras")
+    metrics = property(lambda self: self.root / "metrics.json")
+    plots = property(lambda self: self.root / "plots")
+    backup = property(lambda self: self.root / "backup")
+    cache = property(lambda self: self.root / "cache")
+    done = property(lambda self: self.root / "metrics.json")
+
+    def create(self) -> "RunDir":
+        try:
+            for d in (self.root, self.plots, self.backup):
+                d.mkdir(parents=True, exist_ok=True)
+            probe = self.root / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise LeafnetError(f"cannot write to run folder {self.root}: {e.strerror or e}") from None
+        return self
+
+    def read_classes(self) -> list[str]:
+        try:
+            return json.loads(self.classes.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise LeafnetError(f"{self.root} is not a leafnet run folder (cannot read classes.json: {e})") from None
+
+
+def default_run_dir(backbone: str, base: str | os.PathLike = "runs") -> Path:
+    """``runs/<date>-<time>-<backbone>``, made unique with a counter if needed."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    root = Path(base) / f"{stamp}-{backbone}"
+    candidate, n = root, 2
+    while candidate.exists():
+        candidate = root.with_name(f"{root.name}-{n}")
+        n += 1
+    return candidate
+
+
+def is_run_dir(path: str | os.PathLike) -> bool:
+    p = Path(path)
+    return p.is_dir() and (p / "config.yaml").is_file() and (p / "classes.json").is_file()
+
+
+def io_guard(fn: Callable[[], Any], what: str) -> Any:
+    """Run ``fn``; turn an OSError (disk full, permissions) into one clear line."""
+    try:
+        return fn()
+    except OSError as e:
+        raise LeafnetError(f"could not write {what}: {e.strerror or e} (previous files are intact)") from None
+
+
+class Run:
+    """A finished (or resumable) run folder, as returned by :func:`leafnet.fit`.
+
+    Attributes:
+        dir: the :class:`RunDir`.
+        metrics: the content of ``metrics.json`` (empty until the run is complete).
+    """
+
+    def __init__(self, root: str | os.PathLike):
+        self.dir = RunDir(root)
+
+    def __repr__(self) -> str:
+        acc = self.metrics.get("val_accuracy")
+        return f"Run({str(self.dir.root)!r}" + (f", val_accuracy={acc:.4f})" if acc is not None else ")")
+
+    @property
+    def root(self) -> Path:
+        return self.dir.root
+
+    @property
+    def metrics(self) -> dict:
+        try:
+            return json.loads(self.dir.metrics.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    @property
+    def classes(self) -> list[str]:
+        return self.dir.read_classes()
+
+    @property
+    def history(self) -> list[dict[str, str]]:
+        return read_csv(self.dir.history) if self.dir.history.exists() else []
+
+    def load_model(self, which: str = "model"):
+        """Load ``model.keras`` (or ``best.keras`` with ``which="best"``) in Keras safe mode."""
+        import keras
+
+        import leafnet.custom_objects  # noqa: F401
+
+        path = self.dir.model if which == "model" else self.dir.best
+        return keras.saving.load_model(path, safe_mode=True)

@@ -1,0 +1,1 @@
+"""Training: optimizers and losses by name, the two-phase trainer, ``fit``."""

@@ -1,0 +1,366 @@
+"""The two-phase trainer: transfer (frozen backbone), then fine-tune (last blocks unfrozen).
+
+The trainer owns the epoch loop and calls ``model.fit`` for one epoch at a time, so
+that everything an epoch depends on is a function of the seed and the epoch number:
+the shuffle order, the state of every random layer (dropout, augmentation) and the
+global seeds are reset from ``(seed, epoch)`` before it starts. After each epoch the
+weights and the optimizer state are written atomically to ``backup/`` and a small
+``state.json`` is committed last; a run killed at any moment (SIGKILL included) and
+started again with the same command continues from the last finished epoch and ends
+with the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from leafnet.config import Config, PhaseConfig
+from leafnet.errors import LeafnetError, TrainingDiverged
+from leafnet.runs import RunDir, atomic_path, io_guard, read_csv, save_keras, write_csv, write_json
+
+HISTORY_COLUMNS = ["phase", "epoch", "phase_epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy",
+                   "epoch_seconds"]
+STATE_VERSION = 1
+
+
+@dataclass
+class Phase:
+    name: str
+    cfg: PhaseConfig
+
+
+def plan_phases(cfg: Config) -> list[Phase]:
+    """The phases a config asks for: transfer (if it has epochs), then fine-tune (if it has
+    epochs and unfreezes at least one block)."""
+    phases = []
+    if cfg.transfer.epochs > 0:
+        phases.append(Phase("transfer", cfg.transfer))
+    if cfg.finetune.epochs > 0 and cfg.finetune.blocks != 0:
+        phases.append(Phase("finetune", cfg.finetune))
+    if not phases:
+        raise LeafnetError("nothing to train: transfer.epochs is 0 and the fine-tune phase is off "
+                           "(finetune.epochs or finetune.blocks is 0)")
+    return phases
+
+
+def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
+    """A 31-bit seed derived from (seed, epoch, stream)."""
+    return int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def reseed(model, seed: int, epoch: int) -> None:
+    """Make every random draw of epoch ``epoch`` a function of (seed, epoch) only.
+
+    Keras' global seeds are set, and the state of each ``SeedGenerator`` of the model
+    (Dropout, the augmentation layers) is overwritten: Keras keeps those states as
+    variables that advance with every batch and that ``BackupAndRestore`` forgets.
+    """
+    import keras
+
+    keras.utils.set_random_seed(epoch_seed(seed, epoch))
+    i = 0
+    for v in model.variables:
+        if v.name == "seed_generator_state" or v.path.endswith("seed_generator_state"):
+            v.assign(np.array([epoch_seed(seed, epoch, i + 1), 0], dtype=v.dtype))
+            i += 1
+
+
+# ------------------------------------------------------------------------------- state
+
+@dataclass
+class TrainState:
+    """What a resumed run needs besides the weights; stored as ``backup/state.json``."""
+
+    phase_index: int = 0
+    phase_epochs: int = 0          # epochs finished in the current phase
+    epochs: int = 0                # epochs finished in the whole run
+    phase_done: bool = False
+    complete: bool = False
+    best: float | None = None      # best monitored value over the run (best.keras)
+    best_monitor: str | None = None
+    phase_best: float | None = None
+    phase_best_epoch: int = 0
+    wait: int = 0                  # epochs without improvement (early stopping)
+    plateau_wait: int = 0          # epochs without improvement (plateau lr)
+    weights: str | None = None     # backup file with weights (+ optimizer state)
+    phase_best_weights: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"version": STATE_VERSION, **self.__dict__}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainState":
+        d = {k: v for k, v in d.items() if k != "version"}
+        return cls(**d)
+
+
+def _improved(monitor: str, value: float, best: float | None) -> bool:
+    if best is None:
+        return True
+    return value < best if monitor.endswith("loss") else value > best
+
+
+def _save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+
+def _model_arrays(model, with_optimizer: bool) -> dict[str, np.ndarray]:
+    arrays = {f"w{i:05d}": np.asarray(v) for i, v in enumerate(model.weights)}
+    if with_optimizer and model.optimizer is not None:
+        arrays.update({f"o{i:05d}": np.asarray(v) for i, v in enumerate(model.optimizer.variables)})
+    return arrays
+
+
+def _load_arrays(model, path: Path, with_optimizer: bool) -> None:
+    with np.load(path) as data:
+        weights = [data[k] for k in sorted(k for k in data.files if k.startswith("w"))]
+        if len(weights) != len(model.weights):
+            raise LeafnetError(f"backup {path} does not match the model ({len(weights)} vs {len(model.weights)} "
+                               "weights); delete the run folder's backup/ to start over")
+        for v, a in zip(model.weights, weights):
+            v.assign(a)
+        if with_optimizer:
+            opt = [data[k] for k in sorted(k for k in data.files if k.startswith("o"))]
+            variables = model.optimizer.variables
+            if len(opt) != len(variables):
+                raise LeafnetError(f"backup {path} holds optimizer state that does not match this phase; "
+                                   "delete the run folder's backup/ to start over")
+            for v, a in zip(variables, opt):
+                v.assign(a)
+
+
+def all_finite(model) -> bool:
+    return all(np.isfinite(np.asarray(w)).all() for w in model.weights
+               if np.issubdtype(np.asarray(w).dtype, np.floating))
+
+
+# ------------------------------------------------------------------------------- callbacks
+
+def _callbacks(phase: str, epoch_label: str, steps: int, verbose: int):
+    import keras
+
+    class NaNGuard(keras.callbacks.Callback):
+        """Stop within one batch when the loss is not finite, naming where it happened."""
+
+        def on_train_batch_end(self, batch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                raise TrainingDiverged(
+                    f"training diverged: the loss became {float(loss)} at {epoch_label}, batch {batch + 1} "
+                    f"({phase} phase); lower the learning rate. The run folder keeps the last good epoch")
+
+    class Progress(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.bar = keras.utils.Progbar(steps, stateful_metrics=["loss", "accuracy"]) if verbose == 1 else None
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.bar is not None:
+                self.bar.update(batch + 1, [(k, float(v)) for k, v in (logs or {}).items() if k in ("loss", "accuracy")])
+
+    return [NaNGuard(), Progress()]
+
+
+# ------------------------------------------------------------------------------- trainer
+
+@dataclass
+class Trainer:
+    """Runs the phases of one run folder; see the module docstring.
+
+    Args:
+        cfg: the resolved config.
+        run: the run folder (created, with its data files written).
+        spec: the backbone.
+        model: the built classifier (weights loaded).
+        train, val: :class:`leafnet.data.pipeline.ImageSet` s, cached.
+        class_weight: optional ``{label: weight}``.
+        from_scratch: the backbone has random weights (the transfer phase trains it whole).
+    """
+
+    cfg: Config
+    run: RunDir
+    spec: Any
+    model: Any
+    train: Any
+    val: Any
+    class_weight: dict[int, float] | None = None
+    from_scratch: bool = False
+    history: list[dict] = field(default_factory=list)
+
+    # -- persistence
+    def _state_path(self) -> Path:
+        return self.run.backup / "state.json"
+
+    def load_state(self) -> TrainState | None:
+        import json
+
+        p = self._state_path()
+        if not p.exists():
+            return None
+        try:
+            return TrainState.from_dict(json.loads(p.read_text()))
+        except (ValueError, TypeError) as e:
+            raise LeafnetError(f"cannot resume: {p} is unreadable ({e}); delete the run folder to start over") from None
+
+    def _commit(self, state: TrainState) -> None:
+        write_csv(self.run.history, HISTORY_COLUMNS, [[row.get(c, "") for c in HISTORY_COLUMNS] for row in self.history])
+        write_json(self._state_path(), state.to_dict())
+        keep = {state.weights, state.phase_best_weights}
+        for f in self.run.backup.glob("*.npz"):
+            if f.name not in keep:
+                with contextlib.suppress(OSError):
+                    f.unlink()
+
+    def _read_history(self, epochs: int) -> list[dict]:
+        if not self.run.history.exists():
+            return []
+        rows = [r for r in read_csv(self.run.history) if r.get("epoch") and int(r["epoch"]) <= epochs]
+        out = []
+        for r in rows:
+            row: dict[str, Any] = {"phase": r["phase"]}
+            for k in HISTORY_COLUMNS[1:]:
+                v = r.get(k, "")
+                row[k] = (int(v) if k in ("epoch", "phase_epoch") else float(v)) if v != "" else ""
+            out.append(row)
+        return out
+
+    # -- phases
+    def _prepare_phase(self, phase: Phase):
+        import keras
+
+        from leafnet.models.classifier import set_trainable
+        from leafnet.train.optim import make_loss, make_optimizer
+
+        counts = set_trainable(self.model, self.spec, phase.name, blocks=self.cfg.finetune.blocks,
+                               from_scratch=self.from_scratch)
+        self.model.compile(optimizer=make_optimizer(phase.cfg), loss=make_loss(phase.cfg),
+                           metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+        self.model.optimizer.build(self.model.trainable_variables)
+        return counts
+
+    def fit(self) -> list[dict]:
+        """Train every phase, resuming from ``backup/`` when it holds a state."""
+        cfg, run = self.cfg, self.run
+        phases = plan_phases(cfg)
+        state = self.load_state() or TrainState()
+        if state.epochs:
+            self.history = self._read_history(state.epochs)
+            self._log(f"resuming {run.root} after epoch {state.epochs} "
+                      f"({phases[min(state.phase_index, len(phases) - 1)].name} phase)")
+        total_epochs = sum(p.cfg.epochs for p in phases)
+        for pi, phase in enumerate(phases):
+            if pi < state.phase_index or (pi == state.phase_index and state.phase_done):
+                continue
+            counts = self._prepare_phase(phase)
+            resumed_here = pi == state.phase_index and state.phase_epochs > 0
+            if resumed_here:
+                _load_arrays(self.model, run.backup / state.weights, with_optimizer=True)
+            else:
+                if pi > 0 and state.weights:   # start of a later phase: previous phase's final weights
+                    _load_arrays(self.model, run.backup / state.weights, with_optimizer=False)
+                state.phase_index, state.phase_epochs, state.phase_done = pi, 0, False
+                state.phase_best, state.phase_best_epoch, state.wait, state.plateau_wait = None, 0, 0, 0
+                state.phase_best_weights = None
+                if state.best_monitor != phase.cfg.monitor:
+                    state.best, state.best_monitor = None, phase.cfg.monitor
+                trainable = sum(counts.values())
+                detail = ", ".join(f"{k} {v:,}" for k, v in counts.items() if v)
+                self._log(f"phase {phase.name}: up to {phase.cfg.epochs} epochs, lr {phase.cfg.lr:g}, "
+                          f"{trainable:,} trainable weights ({detail})")
+            self._run_phase(phase, state, total_epochs)
+        state.complete = True
+        io_guard(lambda: self._commit(state), f"the run state in {run.backup}")
+        return self.history
+
+    def _run_phase(self, phase: Phase, state: TrainState, total_epochs: int) -> None:
+        import keras
+
+        cfg, run, p = self.cfg, self.run, phase.cfg
+        monitor = p.monitor
+        steps = self.train.steps(cfg.data.batch_size)
+        val_ds = self.val.dataset(cfg.data.batch_size)
+        while state.phase_epochs < p.epochs:
+            n = state.epochs  # 0-based global epoch index
+            label = f"epoch {n + 1} ({phase.name} {state.phase_epochs + 1}/{p.epochs})"
+            if cfg.run.verbose:
+                print(f"{label}")
+            reseed(self.model, cfg.run.seed, n)
+            from leafnet.data.pipeline import epoch_order
+
+            train_ds = self.train.dataset(cfg.data.batch_size, epoch_order(len(self.train), cfg.run.seed, n))
+            lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            t0 = time.perf_counter()
+            h = self.model.fit(train_ds, validation_data=val_ds, epochs=1, verbose=0, shuffle=False,
+                               class_weight=self.class_weight,
+                               callbacks=_callbacks(phase.name, label, steps, cfg.run.verbose))
+            seconds = time.perf_counter() - t0
+            logs = {k: float(v[-1]) for k, v in h.history.items()}
+            if not all(math.isfinite(logs.get(k, 0.0)) for k in ("loss", "val_loss")):
+                raise TrainingDiverged(f"training diverged at {label}: loss {logs.get('loss')}, "
+                                       f"val_loss {logs.get('val_loss')}; lower the learning rate. "
+                                       "The run folder keeps the last good epoch")
+            row = {"phase": phase.name, "epoch": n + 1, "phase_epoch": state.phase_epochs + 1, "lr": lr,
+                   "loss": logs.get("loss"), "accuracy": logs.get("accuracy"), "val_loss": logs.get("val_loss"),
+                   "val_accuracy": logs.get("val_accuracy"), "epoch_seconds": round(seconds, 3)}
+            self.history.append(row)
+            self._log_epoch(row, cfg.run.verbose)
+            value = logs[monitor]
+            finite = all_finite(self.model)
+            if not finite:
+                raise TrainingDiverged(f"training diverged at {label}: the weights are no longer finite; "
+                                       "lower the learning rate. The run folder keeps the last good epoch")
+            state.epochs, state.phase_epochs = n + 1, state.phase_epochs + 1
+
+            tag = f"{n + 1:05d}"
+            if _improved(monitor, value, state.phase_best):
+                state.phase_best, state.phase_best_epoch, state.wait, state.plateau_wait = value, n + 1, 0, 0
+                state.phase_best_weights = f"phasebest-{tag}.npz"
+                io_guard(lambda: _save_arrays(run.backup / state.phase_best_weights,
+                                              _model_arrays(self.model, False)), "a backup")
+            else:
+                state.wait += 1
+                state.plateau_wait += 1
+            if _improved(monitor, value, state.best):
+                state.best = value
+                io_guard(lambda: save_keras(self.model, run.best), str(run.best))
+            if p.reduce_lr_patience and state.plateau_wait >= p.reduce_lr_patience:
+                new_lr = max(lr * p.reduce_lr_factor, p.min_lr)
+                if new_lr < lr:
+                    self.model.optimizer.learning_rate.assign(new_lr)
+                    self._log(f"  no improvement of {monitor} for {state.plateau_wait} epochs: lr {lr:g} -> {new_lr:g}")
+                state.plateau_wait = 0
+            stop = bool(p.early_stopping) and state.wait >= p.early_stopping
+            last = stop or state.phase_epochs >= p.epochs
+            if last and state.phase_best_weights:
+                # End of phase: go back to the phase's best epoch (EarlyStopping's restore_best_weights).
+                _load_arrays(self.model, run.backup / state.phase_best_weights, with_optimizer=False)
+                if state.phase_best_epoch != n + 1:
+                    self._log(f"  restored the weights of epoch {state.phase_best_epoch} "
+                              f"(best {monitor} {state.phase_best:.4f})")
+            state.weights = f"epoch-{tag}.npz"
+            io_guard(lambda: _save_arrays(run.backup / state.weights, _model_arrays(self.model, True)), "a backup")
+            state.phase_done = last
+            io_guard(lambda: self._commit(state), f"the run state in {run.backup}")
+            if stop:
+                self._log(f"  early stopping: no improvement of {monitor} for {state.wait} epochs")
+                break
+
+    # -- console
+    def _log(self, text: str) -> None:
+        if self.cfg.run.verbose:
+            print(text, flush=True)
+
+    def _log_epoch(self, row: dict, verbose: int) -> None:
+        if verbose:
+            print(f"  loss {row['loss']:.4f}  accuracy {row['accuracy']:.4f}  val_loss {row['val_loss']:.4f}  "
+                  f"val_accuracy {row['val_accuracy']:.4f}  lr {row['lr']:.3g}  {row['epoch_seconds']:.1f}s",
+                  flush=True)
