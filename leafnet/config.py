@@ -206,7 +206,7 @@ def _check_bounds(key: str, value: Any, meta: dict) -> None:
 
 def _unknown(key: str, name: str, allowed: typing.Iterable[str]) -> ConfigError:
     allowed = list(allowed)
-    close = difflib.get_close_matches(name, allowed, n=1)
+    close = difflib.get_close_matches(key, allowed, n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
     return ConfigError(f"unknown config key {key!r}{hint}; allowed: {', '.join(allowed)}")
 

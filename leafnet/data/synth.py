@@ -42,7 +42,7 @@ SPECIES: tuple[str, ...] = (
     "cordate_linden",
     "elliptic_entire",
     "lanceolate_willow",
-    "orbicular_crenate",
+    "orbicular_peltate",
     "sagittate_arrow",
     "holly_spiny",
     "clover_trifoliate",
@@ -56,13 +56,13 @@ _FORMATS = {"png": ("PNG", "png"), "jpg": ("JPEG", "jpg"), "jpeg": ("JPEG", "jpg
 
 # Leaf colour modes: hue range (degrees), saturation range, value range.
 _COLOURS = {
-    "deep_green": ((100.0, 140.0), (0.45, 0.85), (0.22, 0.48)),
+    "deep_green": ((100.0, 140.0), (0.45, 0.85), (0.3, 0.55)),
     "green": ((78.0, 118.0), (0.45, 0.90), (0.38, 0.75)),
     "yellow_green": ((58.0, 85.0), (0.55, 0.90), (0.50, 0.85)),
     "yellow": ((42.0, 58.0), (0.65, 0.95), (0.65, 0.92)),
     "orange": ((18.0, 38.0), (0.70, 0.95), (0.60, 0.90)),
     "red": ((-12.0, 12.0), (0.60, 0.90), (0.40, 0.80)),
-    "purple": ((285.0, 335.0), (0.30, 0.70), (0.25, 0.55)),
+    "purple": ((285.0, 335.0), (0.30, 0.70), (0.32, 0.6)),
 }
 
 # Per-species weights over the colour modes. Every mode is shared by several
@@ -75,7 +75,7 @@ _PALETTES: dict[str, dict[str, float]] = {
     "cordate_linden": {"green": 3, "deep_green": 2, "yellow_green": 2, "purple": 2},
     "elliptic_entire": {"deep_green": 3, "green": 3, "purple": 2, "red": 1},
     "lanceolate_willow": {"green": 3, "yellow_green": 3, "yellow": 1, "deep_green": 1},
-    "orbicular_crenate": {"green": 3, "deep_green": 2, "purple": 2, "yellow_green": 1},
+    "orbicular_peltate": {"green": 3, "deep_green": 2, "purple": 2, "yellow_green": 1},
     "sagittate_arrow": {"green": 3, "deep_green": 3, "purple": 2, "yellow_green": 1},
     "holly_spiny": {"deep_green": 5, "green": 2, "yellow_green": 1, "red": 1},
     "clover_trifoliate": {"green": 3, "deep_green": 3, "purple": 2, "red": 1},
@@ -253,8 +253,8 @@ def _shape(species: int, rng: np.random.Generator) -> dict:
     bend = u(-0.08, 0.08)
 
     if name == "elliptic_entire":
-        a = u(0.22, 0.29)
-        e = u(0.9, 1.15)
+        a = u(0.2, 0.26)
+        e = u(1.0, 1.2)
 
         def w(t):
             return a * np.sin(np.pi * t) ** e
@@ -264,41 +264,41 @@ def _shape(species: int, rng: np.random.Generator) -> dict:
         petiole = u(0.08, 0.16)
 
     elif name == "ovate_serrate":
-        a = u(0.28, 0.35)
-        p = math.log(0.5) / math.log(u(0.28, 0.36))
+        a = u(0.3, 0.37)
+        p = math.log(0.5) / math.log(u(0.28, 0.34))
 
         def w(t):
             return a * np.sin(np.pi * t**p) ** 0.85
 
-        polys.append(_margin(_profile(w), "serrate", u(0.06, 0.08), u(0.02, 0.028)))
+        polys.append(_margin(_profile(w), "serrate", u(0.09, 0.11), u(0.04, 0.05)))
         veins = [_midrib()] + _pinnate_veins(w, np.linspace(0.1, 0.78, int(rng.integers(5, 8))))
         petiole = u(0.1, 0.2)
 
     elif name == "obovate_spatulate":
-        a = u(0.27, 0.34)
-        p = math.log(0.5) / math.log(u(0.7, 0.78))
+        a = u(0.28, 0.34)
+        p = math.log(0.5) / math.log(u(0.74, 0.8))
 
         def w(t):
-            return a * np.sin(np.pi * t**p) ** 0.45
+            return a * np.sin(np.pi * t**p) ** 0.4
 
-        polys.append(_margin(_profile(w), "crenate", u(0.09, 0.12), u(0.02, 0.03)))
+        polys.append(_profile(w))
         veins = [_midrib()] + _pinnate_veins(w, np.linspace(0.2, 0.85, int(rng.integers(5, 7))))
         petiole = u(0.02, 0.06)
 
     elif name == "lanceolate_willow":
-        a = u(0.085, 0.12)
+        a = u(0.11, 0.15)
         p = math.log(0.5) / math.log(u(0.3, 0.42))
 
         def w(t):
             return a * np.sin(np.pi * t**p) ** 0.9
 
-        polys.append(_margin(_profile(w), "serrate", 0.04, 0.008))
+        polys.append(_margin(_profile(w), "serrate", 0.05, 0.012))
         veins = [_midrib()] + _pinnate_veins(w, np.linspace(0.1, 0.85, 9), rise=0.1)
         petiole = u(0.03, 0.07)
         bend = u(-0.2, 0.2)
 
     elif name == "linear_grass":
-        a = u(0.032, 0.05)
+        a = u(0.028, 0.042)
         taper = u(0.2, 0.4)
 
         def w(t):
@@ -317,9 +317,9 @@ def _shape(species: int, rng: np.random.Generator) -> dict:
         def w(t):
             return a * np.sin(np.pi * t) ** 0.8
 
-        spines = int(rng.integers(4, 6))
+        spines = int(rng.integers(3, 5))
         # About `spines` teeth on each side: the outline is roughly 2.3 units long.
-        polys.append(_margin(_profile(w), "spiny", 2.3 / (2 * spines), u(0.06, 0.08), fade=0.05))
+        polys.append(_margin(_profile(w), "spiny", 2.3 / (2 * spines), u(0.09, 0.11), fade=0.05))
         veins = [_midrib()] + _pinnate_veins(w, np.linspace(0.15, 0.75, 5), rise=0.1)
         petiole = u(0.04, 0.08)
 
@@ -379,8 +379,8 @@ def _shape(species: int, rng: np.random.Generator) -> dict:
 
     elif name == "cordate_linden":
         big = u(0.4, 0.46)
-        notch = u(0.16, 0.24)
-        tip = u(0.1, 0.18)
+        notch = u(0.2, 0.28)
+        tip = u(0.16, 0.25)
         elong = u(0.08, 0.16)
         asym = u(-0.06, 0.06)
 
@@ -401,29 +401,35 @@ def _shape(species: int, rng: np.random.Generator) -> dict:
                 veins.append((np.array([(0.0, 0.0), end]), 0.6))
         petiole = u(0.15, 0.28)
 
-    elif name == "orbicular_crenate":
-        rad = u(0.45, 0.5)
-        notch = u(0.05, 0.1)
+    elif name == "orbicular_peltate":
+        # Peltate (nasturtium-like): the petiole joins the middle of a round blade, so
+        # it is hidden and the veins radiate from the centre.
+        rad = 0.5
+        waves = int(rng.integers(5, 9))
+        wave_amp = u(0.01, 0.03)
+        ph = u(0.0, 2.0 * np.pi)
 
         def r(phi):
-            return rad * (1.0 - notch * np.exp(-((phi - np.pi) / 0.25) ** 2))
+            return rad * (1.0 + wave_amp * np.sin(waves * phi + ph))
 
-        center = (0.0, rad * (1.0 - notch))
+        center = (0.0, 0.5)
         poly = _polar(r, center)
-        poly[:, 0] *= u(0.9, 1.08)
-        polys.append(_margin(poly, "crenate", u(0.1, 0.13), u(0.025, 0.035)))
-        n_v = int(rng.integers(5, 8))
-        for ang in np.linspace(-2.4, 2.4, n_v):
-            end = (center[0] + rad * 0.9 * math.sin(ang), center[1] + rad * 0.9 * math.cos(ang))
-            veins.append((np.array([(0.0, 0.0), end]), 0.7))
-        petiole = u(0.25, 0.4)
+        poly[:, 0] *= u(0.92, 1.05)
+        polys.append(poly)
+        hub = (u(-0.04, 0.04), 0.5 + u(-0.04, 0.04))
+        n_v = int(rng.integers(8, 12))
+        for ang in np.linspace(0.0, 2.0 * np.pi, n_v, endpoint=False) + u(0.0, 1.0):
+            end = (center[0] + rad * 0.95 * math.sin(ang), center[1] + rad * 0.95 * math.cos(ang))
+            veins.append((np.array([hub, end]), 0.8))
+        petiole = 0.0
+        bend = 0.0
 
     elif name == "deltoid_poplar":
         wb = u(0.4, 0.5)
         kp = _mirror_keypoints([(0.0, 0.02), (0.18 * wb / 0.45, 0.0), (wb, 0.08),
                                 (0.8 * wb, 0.35), (0.45 * wb, 0.65), (0.2 * wb, 0.86),
                                 (0.0, 1.0)])  # fmt: skip
-        polys.append(_margin(_catmull_rom(kp), "crenate", u(0.06, 0.08), u(0.015, 0.022)))
+        polys.append(_margin(_catmull_rom(kp), "crenate", u(0.09, 0.11), u(0.03, 0.04)))
         veins = [_midrib(0.98)]
         for sgn in (1, -1):
             veins.append((np.array([(0.0, 0.02), (sgn * wb * 0.85, 0.12)]), 0.6))
@@ -610,7 +616,7 @@ def render_leaf(
     every = np.concatenate(polys + ([petiole] if petiole is not None else [])) @ rot
     lo, hi = every.min(axis=0), every.max(axis=0)
     extent = hi - lo
-    k = rng.uniform(0.5, 0.95) * n / float(extent.max())
+    k = rng.uniform(0.55, 0.95) * n / float(extent.max())
     room = (n - extent * k) / 2.0
     shift = rng.uniform(-0.85, 0.85, 2) * room
     mid = (lo + hi) / 2.0
@@ -664,7 +670,7 @@ def render_leaf(
             ldraw.ellipse((x - rad, y - rad, x + rad, y + rad), fill=tuple(int(c) for c in brown * 255))
 
     img = Image.composite(layer, bg, mask).resize((size, size), Image.LANCZOS)
-    arr = np.asarray(img, dtype=np.float32) * rng.uniform(0.7, 1.3)
+    arr = np.asarray(img, dtype=np.float32) * rng.uniform(0.8, 1.2)
     arr += rng.normal(0.0, rng.uniform(0.0, 4.0), arr.shape).astype(np.float32)
     return Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "RGB")
 

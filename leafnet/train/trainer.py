@@ -139,6 +139,11 @@ def _load_arrays(model, path: Path, with_optimizer: bool) -> None:
                 v.assign(a)
 
 
+def _round(x: float | None) -> float | None:
+    """Six significant digits: float32 values printed in full (0.0010000000474974513) help nobody."""
+    return None if x is None else float(f"{x:.7g}")
+
+
 def all_finite(model) -> bool:
     return all(np.isfinite(np.asarray(w)).all() for w in model.weights
                if np.issubdtype(np.asarray(w).dtype, np.floating))
@@ -308,9 +313,9 @@ class Trainer:
                 raise TrainingDiverged(f"training diverged at {label}: loss {logs.get('loss')}, "
                                        f"val_loss {logs.get('val_loss')}; lower the learning rate. "
                                        "The run folder keeps the last good epoch")
-            row = {"phase": phase.name, "epoch": n + 1, "phase_epoch": state.phase_epochs + 1, "lr": lr,
-                   "loss": logs.get("loss"), "accuracy": logs.get("accuracy"), "val_loss": logs.get("val_loss"),
-                   "val_accuracy": logs.get("val_accuracy"), "epoch_seconds": round(seconds, 3)}
+            row = {"phase": phase.name, "epoch": n + 1, "phase_epoch": state.phase_epochs + 1, "lr": _round(lr),
+                   **{k: _round(logs.get(k)) for k in ("loss", "accuracy", "val_loss", "val_accuracy")},
+                   "epoch_seconds": round(seconds, 3)}
             self.history.append(row)
             self._log_epoch(row, cfg.run.verbose)
             value = logs[monitor]
