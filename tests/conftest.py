@@ -11,11 +11,11 @@ import pytest  # noqa: E402
 
 @pytest.fixture(scope="session")
 def leaves(tmp_path_factory):
-    """4 species x 16 images at 48 px (the tests' standard labelled folder)."""
+    """4 species x 30 images at 48 px (the tests' standard labelled folder)."""
     from leafnet.data.synth import generate
 
     root = tmp_path_factory.mktemp("leaves") / "leaves"
-    generate(root, classes=4, per_class=16, size=48, seed=1)
+    generate(root, classes=4, per_class=30, size=48, seed=1)
     return root
 
 
@@ -32,7 +32,13 @@ def run_cli(capsys):
     return run
 
 
-def tiny_config(data, run_dir, **over):
+@pytest.fixture(scope="session")
+def tiny_config():
+    """``tiny_config(data, run_dir, section__key=value, ...)``: see :func:`make_tiny_config`."""
+    return make_tiny_config
+
+
+def make_tiny_config(data, run_dir, **over):
     """A fit config that trains in seconds: simple-cnn at 32 px, a few epochs."""
     cfg = {
         "data": {"data": str(data), "image_size": 32, "batch_size": 16},

@@ -37,6 +37,9 @@ def resolve_config(cfg: Config) -> tuple[Config, Any, int]:
     cfg = copy.deepcopy(cfg)
     spec = get_backbone(cfg.model.backbone)
     cfg.model.backbone = spec.name
+    from leafnet.models.classifier import resolve_finetune_blocks
+
+    resolve_finetune_blocks(spec, cfg.finetune.blocks)  # refuse N > blocks before any work
     cfg.data.image_size = cfg.data.image_size or spec.default_size
     for key in ("data", "train", "val"):
         setattr(cfg.data, key, _abspath(getattr(cfg.data, key)))
