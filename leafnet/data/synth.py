@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable, Optional, Union
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 __all__ = ["SPECIES", "render_leaf", "generate"]
 
@@ -86,10 +86,10 @@ _PALETTES: dict[str, dict[str, float]] = {
 
 # Earthy background colour families: hue range, saturation range, value range.
 _EARTH = (
-    ((18.0, 40.0), (0.35, 0.70), (0.18, 0.50)),  # browns
-    ((40.0, 75.0), (0.20, 0.50), (0.15, 0.40)),  # olive, moss
-    ((0.0, 360.0), (0.00, 0.12), (0.20, 0.60)),  # greys, stones
-    ((12.0, 35.0), (0.30, 0.60), (0.08, 0.25)),  # dark soil
+    ((18.0, 40.0), (0.35, 0.70), (0.16, 0.42)),  # browns
+    ((40.0, 75.0), (0.20, 0.45), (0.14, 0.32)),  # olive, moss
+    ((0.0, 360.0), (0.00, 0.12), (0.18, 0.45)),  # greys, stones
+    ((12.0, 35.0), (0.30, 0.60), (0.08, 0.22)),  # dark soil
 )
 
 
@@ -525,26 +525,34 @@ def _smooth_noise(rng: np.random.Generator, n: int, cells: int) -> np.ndarray:
     return np.asarray(small.resize((n, n), Image.BICUBIC), dtype=np.float32) / 255.0
 
 
+def _jitter(rgb: tuple[int, int, int], rng: np.random.Generator, spread: float) -> tuple[int, int, int]:
+    out = np.array(rgb, dtype=np.float64) * rng.uniform(1.0 - spread, 1.0 + spread)
+    return tuple(int(c) for c in np.clip(out + rng.uniform(-12, 12, 3), 0, 255))
+
+
 def _clutter(rng: np.random.Generator, n: int) -> Image.Image:
-    base = np.array(_earth(rng), dtype=np.float32)
+    """Earthy ground: mottled texture, low-contrast blobs (soil, stones, litter), twigs."""
+    ground = _earth(rng)
+    base = np.array(ground, dtype=np.float32)
     t1 = _smooth_noise(rng, n, int(rng.integers(3, 8)))
     t2 = _smooth_noise(rng, n, int(rng.integers(12, 28)))
-    arr = base * (0.5 + 0.8 * t1)[..., None] * (0.8 + 0.4 * t2)[..., None]
+    arr = base * (0.6 + 0.6 * t1)[..., None] * (0.85 + 0.3 * t2)[..., None]
     img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(img)
     for _ in range(int(rng.integers(4, 14))):
         cx, cy = rng.uniform(0, n, 2)
-        rx, ry = rng.uniform(0.02, 0.16, 2) * n
-        draw.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), fill=_earth(rng))
-    for _ in range(int(rng.integers(2, 9))):
+        rx, ry = rng.uniform(0.02, 0.14, 2) * n
+        fill = _earth(rng) if rng.random() < 0.25 else _jitter(ground, rng, 0.35)
+        draw.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), fill=fill)
+    for _ in range(int(rng.integers(1, 6))):
         k = int(rng.integers(2, 5))
         start = rng.uniform(-0.1, 1.1, 2) * n
         steps = rng.normal(0.0, 0.25, (k - 1, 2)) * n
         pts = np.vstack([start, start + np.cumsum(steps, axis=0)])
-        width = max(1, int(rng.uniform(0.004, 0.025) * n))
-        draw.line([tuple(p) for p in pts], fill=_earth(rng), width=width, joint="curve")
+        width = max(1, int(rng.uniform(0.004, 0.015) * n))
+        draw.line([tuple(p) for p in pts], fill=_jitter(ground, rng, 0.5), width=width, joint="curve")
     arr = np.asarray(img, dtype=np.float32)
-    arr = arr + rng.normal(0.0, rng.uniform(4.0, 14.0), arr.shape).astype(np.float32)
+    arr = arr + rng.normal(0.0, rng.uniform(3.0, 10.0), arr.shape).astype(np.float32)
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
 
 
@@ -669,6 +677,14 @@ def render_leaf(
             ldraw.ellipse((x - halo, y - halo, x + halo, y + halo), fill=tuple(int(c) for c in yellow * 255))
             ldraw.ellipse((x - rad, y - rad, x + rad, y + rad), fill=tuple(int(c) for c in brown * 255))
 
+    if background == "clutter":
+        # A soft drop shadow lifts the leaf off the ground, as in a photograph.
+        off = rng.uniform(0.005, 0.02, 2) * n
+        shadow = Image.new("L", (n, n), 0)
+        shadow.paste(mask, (int(off[0]), int(off[1])))
+        shadow = shadow.filter(ImageFilter.BoxBlur(max(1, n // 64)))
+        dark = np.asarray(shadow, dtype=np.float32)[..., None] / 255.0 * rng.uniform(0.3, 0.6)
+        bg = Image.fromarray((np.asarray(bg, dtype=np.float32) * (1.0 - dark)).astype(np.uint8))
     img = Image.composite(layer, bg, mask).resize((size, size), Image.LANCZOS)
     arr = np.asarray(img, dtype=np.float32) * rng.uniform(0.8, 1.2)
     arr += rng.normal(0.0, rng.uniform(0.0, 4.0), arr.shape).astype(np.float32)

@@ -122,7 +122,10 @@ def _simple_cnn(x, weights):
     x = layers.Rescaling(1.0 / 255.0, name="preprocess_scale")(x)
     for i, filters in enumerate((32, 64, 128, 256, 256), start=1):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"block{i}_conv")(x)
-        x = layers.BatchNormalization(name=f"block{i}_bn")(x)
+        # momentum 0.9 (PyTorch's default): with Keras' 0.99 the moving statistics of a
+        # net trained from scratch on a small folder are still near their initial values
+        # after hundreds of steps, and validation runs at chance while training learns.
+        x = layers.BatchNormalization(momentum=0.9, name=f"block{i}_bn")(x)
         x = layers.ReLU(name=f"block{i}_relu")(x)
         x = layers.MaxPooling2D(2, padding="same", name=f"block{i}_pool")(x)
     return x

@@ -81,7 +81,8 @@ def build_classifier(spec: BackboneSpec, num_classes: int, image_size: int, mode
     x = _build_backbone_output(spec, x, weights)
     x = layers.GlobalAveragePooling2D(name="head_pool")(x)
     if model_cfg.head_batchnorm:
-        x = layers.BatchNormalization(name="head_bn")(x)
+        # Momentum 0.9: the head often trains for a few hundred steps only (see simple-cnn).
+        x = layers.BatchNormalization(momentum=0.9, name="head_bn")(x)
     if model_cfg.dense_units > 0:
         x = layers.Dense(model_cfg.dense_units, activation=_activation(model_cfg.activation), name="head_dense")(x)
     if model_cfg.dropout > 0:
