@@ -66,7 +66,7 @@ class AugmentConfig:
     contrast: float = setting(0.0, "random contrast change by up to this factor", ge=0.0, le=1.0)
     brightness: float = setting(0.0, "random brightness change by up to this fraction of the value range", ge=0.0, le=1.0)
     crop: float = setting(0.0, "random crop removing up to this fraction of each side, resized back (identity at inference)", ge=0.0, lt=1.0)
-    noise: float = setting(0.0, "Gaussian noise standard deviation, in pixel units (0..255)", ge=0.0, le=255.0)
+    noise: float = setting(0.0, "Gaussian noise standard deviation, as a fraction of the 0..255 range", ge=0.0, le=1.0)
 
 
 @dataclass

@@ -49,6 +49,34 @@ class RandomCropResize(keras.layers.Layer):
         return {**super().get_config(), "fraction": self.fraction, "seed": self.seed}
 
 
+@keras.saving.register_keras_serializable(package="leafnet")
+class RandomNoise(keras.layers.Layer):
+    """Additive Gaussian noise with ``stddev`` given as a fraction of the 0..255 value range.
+
+    ``keras.layers.GaussianNoise`` only accepts stddev <= 1, i.e. it assumes 0..1 images.
+    """
+
+    def __init__(self, stddev: float, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= stddev <= 1.0:
+            raise ValueError(f"`stddev` must be in [0, 1] (a fraction of 255). Received: stddev={stddev}")
+        self.stddev = float(stddev)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=False):
+        if not training or self.stddev == 0.0:
+            return images
+        noise = keras.random.normal(ops.shape(images), stddev=255.0 * self.stddev, seed=self.seed_generator)
+        return ops.clip(images + ops.cast(noise, images.dtype), 0.0, 255.0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "stddev": self.stddev, "seed": self.seed}
+
+
 def build_augmentation(cfg: AugmentConfig, seed: int | None = None) -> keras.Sequential:
     """A ``Sequential`` of the augmentation layers enabled in ``cfg`` (values 0..255).
 
@@ -79,5 +107,5 @@ def build_augmentation(cfg: AugmentConfig, seed: int | None = None) -> keras.Seq
     if cfg.brightness > 0:
         layers.append(keras.layers.RandomBrightness(cfg.brightness, value_range=(0, 255), seed=s(7), name="aug_brightness"))
     if cfg.noise > 0:
-        layers.append(keras.layers.GaussianNoise(cfg.noise, seed=s(8), name="aug_noise"))
+        layers.append(RandomNoise(cfg.noise, seed=s(8), name="aug_noise"))
     return keras.Sequential(layers, name="augmentation")

@@ -86,10 +86,10 @@ _PALETTES: dict[str, dict[str, float]] = {
 
 # Earthy background colour families: hue range, saturation range, value range.
 _EARTH = (
-    ((18.0, 40.0), (0.35, 0.70), (0.16, 0.42)),  # browns
-    ((40.0, 75.0), (0.20, 0.45), (0.14, 0.32)),  # olive, moss
-    ((0.0, 360.0), (0.00, 0.12), (0.18, 0.45)),  # greys, stones
-    ((12.0, 35.0), (0.30, 0.60), (0.08, 0.22)),  # dark soil
+    ((18.0, 40.0), (0.25, 0.55), (0.14, 0.36)),  # browns
+    ((40.0, 75.0), (0.15, 0.40), (0.12, 0.28)),  # olive, moss
+    ((0.0, 360.0), (0.00, 0.10), (0.15, 0.38)),  # greys, stones
+    ((12.0, 35.0), (0.25, 0.55), (0.07, 0.20)),  # dark soil
 )
 
 
@@ -539,10 +539,10 @@ def _clutter(rng: np.random.Generator, n: int) -> Image.Image:
     arr = base * (0.6 + 0.6 * t1)[..., None] * (0.85 + 0.3 * t2)[..., None]
     img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(img)
-    for _ in range(int(rng.integers(4, 14))):
+    for _ in range(int(rng.integers(3, 11))):
         cx, cy = rng.uniform(0, n, 2)
         rx, ry = rng.uniform(0.02, 0.14, 2) * n
-        fill = _earth(rng) if rng.random() < 0.25 else _jitter(ground, rng, 0.35)
+        fill = _earth(rng) if rng.random() < 0.15 else _jitter(ground, rng, 0.25)
         draw.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), fill=fill)
     for _ in range(int(rng.integers(1, 6))):
         k = int(rng.integers(2, 5))
@@ -552,7 +552,7 @@ def _clutter(rng: np.random.Generator, n: int) -> Image.Image:
         width = max(1, int(rng.uniform(0.004, 0.015) * n))
         draw.line([tuple(p) for p in pts], fill=_jitter(ground, rng, 0.5), width=width, joint="curve")
     arr = np.asarray(img, dtype=np.float32)
-    arr = arr + rng.normal(0.0, rng.uniform(3.0, 10.0), arr.shape).astype(np.float32)
+    arr = arr + rng.normal(0.0, rng.uniform(2.0, 8.0), arr.shape).astype(np.float32)
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
 
 
