@@ -78,16 +78,16 @@ def linear_model(keras, size: int, classes: int):
     )
 
 
-def small_cnn(keras, size: int, classes: int, seed: int):
+def small_cnn(keras, size: int, classes: int, seed: int, rotation: float = 0.5, fill_mode: str = "reflect"):
     layers = keras.layers
     model = keras.Sequential(name="small_cnn")
     model.add(keras.Input((size, size, 3)))
     model.add(layers.RandomFlip("horizontal_and_vertical", seed=seed))
-    model.add(layers.RandomRotation(0.5, fill_mode="reflect", seed=seed))
+    model.add(layers.RandomRotation(rotation, fill_mode=fill_mode, seed=seed))
     model.add(layers.Rescaling(1.0 / 255))
     for filters in (32, 64, 128, 128):
         model.add(layers.Conv2D(filters, 3, padding="same", use_bias=False))
-        model.add(layers.BatchNormalization())
+        model.add(layers.BatchNormalization(momentum=0.9))
         model.add(layers.ReLU())
         model.add(layers.MaxPooling2D())
     model.add(layers.GlobalAveragePooling2D())

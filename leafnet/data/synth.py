@@ -552,7 +552,7 @@ def _clutter(rng: np.random.Generator, n: int) -> Image.Image:
         width = max(1, int(rng.uniform(0.004, 0.015) * n))
         draw.line([tuple(p) for p in pts], fill=_jitter(ground, rng, 0.5), width=width, joint="curve")
     arr = np.asarray(img, dtype=np.float32)
-    arr = arr + rng.normal(0.0, rng.uniform(2.0, 8.0), arr.shape).astype(np.float32)
+    arr = arr + rng.normal(0.0, rng.uniform(1.0, 4.0), arr.shape).astype(np.float32)
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
 
 
@@ -687,7 +687,7 @@ def render_leaf(
         bg = Image.fromarray((np.asarray(bg, dtype=np.float32) * (1.0 - dark)).astype(np.uint8))
     img = Image.composite(layer, bg, mask).resize((size, size), Image.LANCZOS)
     arr = np.asarray(img, dtype=np.float32) * rng.uniform(0.8, 1.2)
-    arr += rng.normal(0.0, rng.uniform(0.0, 4.0), arr.shape).astype(np.float32)
+    arr += rng.normal(0.0, rng.uniform(0.0, 2.0), arr.shape).astype(np.float32)
     return Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "RGB")
 
 
