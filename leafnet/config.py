@@ -31,9 +31,15 @@ from leafnet.errors import ConfigError
 
 def setting(default: Any, help: str, *, choices: tuple | None = None,
             ge: float | None = None, gt: float | None = None,
-            le: float | None = None, lt: float | None = None) -> Any:
-    """A dataclass field that carries its documentation and its allowed values."""
-    meta = {"help": help, "choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt}
+            le: float | None = None, lt: float | None = None,
+            aliases: dict[str, str] | None = None) -> Any:
+    """A dataclass field that carries its documentation and its allowed values.
+
+    ``aliases`` maps other accepted spellings (e.g. tensorflow-addons class names,
+    compared case-insensitively) to one of ``choices``.
+    """
+    meta = {"help": help, "choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt,
+            "aliases": {k.lower(): v for k, v in (aliases or {}).items()}}
     return field(default=default, metadata=meta)
 
 
@@ -51,8 +57,9 @@ class DataConfig:
     cache: str = setting("auto", "keep decoded images in memory, in a file in the run folder, or re-read them every epoch "
                          "(auto: memory when they fit in a quarter of RAM, else disk)",
                          choices=("auto", "memory", "disk", "none"))
-    class_weights: str = setting("none", "weight the loss by inverse class frequency (balanced) for imbalanced folders",
-                                 choices=("none", "balanced"))
+    balance: str = setting("none", "for imbalanced folders: weight the loss by inverse class frequency (weights), "
+                           "or draw every class equally often in each epoch (oversample)",
+                           choices=("none", "weights", "oversample"), aliases={"balanced": "weights"})
 
 
 @dataclass
@@ -67,6 +74,11 @@ class AugmentConfig:
     brightness: float = setting(0.0, "random brightness change by up to this fraction of the value range", ge=0.0, le=1.0)
     crop: float = setting(0.0, "random crop removing up to this fraction of each side, resized back (identity at inference)", ge=0.0, lt=1.0)
     noise: float = setting(0.0, "Gaussian noise standard deviation, as a fraction of the 0..255 range", ge=0.0, le=1.0)
+    randaugment: int = setting(0, "RandAugment: number of random operations per image (0: off)", ge=0, le=10)
+    randaugment_factor: float = setting(0.5, "RandAugment strength", gt=0.0, le=1.0)
+    mixup: float = setting(0.0, "MixUp: alpha of the Beta distribution of the mixing weight (0: off)", ge=0.0, le=10.0)
+    cutmix: float = setting(0.0, "CutMix: alpha of the Beta distribution of the patch size (0: off)", ge=0.0, le=10.0)
+    mix_off_epochs: int = setting(0, "turn MixUp/CutMix off for the last N epochs of each phase", ge=0)
 
 
 @dataclass
@@ -89,11 +101,41 @@ class PhaseConfig:
 
     epochs: int = setting(10, "maximum epochs of this phase", ge=0, le=100000)
     lr: float = setting(1e-2, "learning rate", gt=0.0, le=10.0)
-    optimizer: str = setting("adam", "optimizer", choices=("adam", "adamw", "sgd", "rmsprop", "nadam"))
-    weight_decay: float = setting(0.0, "decoupled weight decay (adamw, sgd); 0 disables", ge=0.0, le=1.0)
+    optimizer: str = setting("adam", "optimizer (tensorflow-addons names accepted: RectifiedAdam, ...)",
+                             choices=("adam", "adamw", "sgd", "rmsprop", "nadam", "lion", "radam", "ranger"),
+                             aliases={"RectifiedAdam": "radam", "RAdam": "radam", "Ranger": "ranger", "Adam": "adam", "AdamW": "adamw",
+                                     "SGD": "sgd", "RMSprop": "rmsprop", "Nadam": "nadam", "Lion": "lion"})
+    weight_decay: float = setting(0.0, "decoupled weight decay (any optimizer); 0 disables", ge=0.0, le=1.0)
     momentum: float = setting(0.9, "momentum (sgd, rmsprop)", ge=0.0, lt=1.0)
-    loss: str = setting("crossentropy", "loss", choices=("crossentropy",))
-    label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy", ge=0.0, lt=1.0)
+    nesterov: bool = setting(False, "Nesterov momentum (sgd)")
+    beta_1: Optional[float] = setting(None, "first-moment decay of Adam-family optimizers (null: the optimizer's default)", gt=0.0, lt=1.0)
+    beta_2: Optional[float] = setting(None, "second-moment decay of Adam-family optimizers (null: default)", gt=0.0, lt=1.0)
+    epsilon: Optional[float] = setting(None, "epsilon of Adam-family optimizers (null: default)", gt=0.0, le=1.0)
+    lookahead: bool = setting(False, "wrap the optimizer in Lookahead (ranger is radam with lookahead)")
+    sync_period: int = setting(6, "Lookahead: fast steps between synchronisations", ge=1)
+    slow_step_size: float = setting(0.5, "Lookahead: step of the slow weights towards the fast ones", gt=0.0, le=1.0)
+    sma_threshold: float = setting(5.0, "RAdam/Ranger: length of the approximated SMA above which the update is rectified", ge=0.0)
+    loss: str = setting("crossentropy", "loss: crossentropy, focal (Keras' CategoricalFocalCrossentropy) or "
+                        "sigmoid_focal (tensorflow-addons' SigmoidFocalCrossEntropy)",
+                        choices=("crossentropy", "focal", "sigmoid_focal"),
+                        aliases={"categorical_crossentropy": "crossentropy", "CategoricalCrossentropy": "crossentropy",
+                                 "CategoricalFocalCrossentropy": "focal", "categorical_focal_crossentropy": "focal",
+                                 "SigmoidFocalCrossEntropy": "sigmoid_focal", "sigmoid_focal_crossentropy": "sigmoid_focal"})
+    label_smoothing: float = setting(0.0, "label smoothing (any loss)", ge=0.0, lt=1.0)
+    focal_alpha: Optional[float] = setting(0.25, "focal losses: class weighting alpha (null: none)", ge=0.0, le=1.0)
+    focal_gamma: float = setting(2.0, "focal losses: focusing parameter gamma (0: plain cross-entropy)", ge=0.0, le=10.0)
+    schedule: str = setting("constant", "learning-rate schedule over the phase",
+                            choices=("constant", "triangular", "triangular2", "exp_range", "cosine", "onecycle"),
+                            aliases={"TriangularCyclicalLearningRate": "triangular",
+                                     "Triangular2CyclicalLearningRate": "triangular2",
+                                     "ExponentialCyclicalLearningRate": "exp_range", "CosineDecay": "cosine",
+                                     "WarmupCosineDecay": "cosine", "OneCycle": "onecycle", "OneCycleLR": "onecycle"})
+    max_lr: Optional[float] = setting(None, "cyclical schedules: the upper learning rate (lr is the lower one)", gt=0.0, le=10.0)
+    step_size: float = setting(2.0, "cyclical schedules: half a cycle, in step_unit", gt=0.0)
+    step_unit: str = setting("epochs", "unit of step_size and warmup (epochs are converted with steps per epoch)",
+                             choices=("epochs", "steps"))
+    gamma: float = setting(1.0, "exp_range schedule: decay of the amplitude per step", gt=0.0, le=1.0)
+    warmup: float = setting(0.0, "cosine schedule: linear warmup length, in step_unit", ge=0.0)
     monitor: str = setting("val_loss", "metric watched by early stopping, plateau LR and the best checkpoint",
                            choices=("val_loss", "val_accuracy"))
     early_stopping: int = setting(5, "stop the phase after this many epochs without improvement (0: never), "
@@ -102,6 +144,11 @@ class PhaseConfig:
     reduce_lr_factor: float = setting(0.2, "factor applied by the plateau schedule", gt=0.0, lt=1.0)
     min_lr: float = setting(1e-7, "lower bound for the plateau schedule", ge=0.0)
     blocks: Union[int, str] = setting(1, "fine-tune phase only: unfreeze the last N backbone blocks (0: no fine-tune phase, all: every block)")
+    unfreeze_every: int = setting(0, "fine-tune phase only: gradual unfreezing, one more block every N epochs up to `blocks` (0: all at once)", ge=0)
+    lr_decay: float = setting(1.0, "fine-tune phase only: discriminative learning rates, each block's lr is this factor "
+                              "times the lr of the block above it (1: one lr for all, as fastai's slice(lo, hi))", gt=0.0, le=1.0)
+    use_ema: bool = setting(False, "keep an exponential moving average of the weights and validate/save it")
+    ema_momentum: float = setting(0.99, "EMA momentum", gt=0.0, lt=1.0)
 
 
 def _transfer_default() -> PhaseConfig:
@@ -191,6 +238,12 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
     raise ConfigError(f"{key} must be {_type_name(tp)}; received {value!r}")
 
 
+def _canonical_choice(value: Any, meta: dict) -> Any:
+    if isinstance(value, str) and meta.get("aliases"):
+        return meta["aliases"].get(value.lower(), value)
+    return value
+
+
 def _check_bounds(key: str, value: Any, meta: dict) -> None:
     if value is None or isinstance(value, (str, bool)):
         if meta.get("choices") and value is not None and value not in meta["choices"]:
@@ -220,7 +273,7 @@ def _apply_section(section_obj: Any, section: str, values: Any) -> None:
         key = f"{section}.{name}"
         if name not in fields:
             raise _unknown(key, str(name), [f"{section}.{n}" for n in fields])
-        coerced = _coerce(key, value, hints[name])
+        coerced = _canonical_choice(_coerce(key, value, hints[name]), fields[name].metadata)
         _check_bounds(key, coerced, fields[name].metadata)
         setattr(section_obj, name, coerced)
 
@@ -341,6 +394,18 @@ def validate(cfg: Config) -> None:
     if cfg.transfer.blocks != PhaseConfig().blocks:
         raise ConfigError("transfer.blocks is not used (the transfer phase freezes the whole backbone); "
                           "set finetune.blocks instead")
+    for name in ("transfer", "finetune"):
+        p: PhaseConfig = getattr(cfg, name)
+        if p.schedule in ("triangular", "triangular2", "exp_range"):
+            if p.max_lr is None:
+                raise ConfigError(f"{name}.schedule={p.schedule} cycles between {name}.lr and {name}.max_lr; set {name}.max_lr")
+            if p.max_lr <= p.lr:
+                raise ConfigError(f"{name}.max_lr must be > {name}.lr ({p.lr:g}); received {p.max_lr:g}")
+        if p.reduce_lr_patience and p.schedule != "constant":
+            raise ConfigError(f"{name}.reduce_lr_patience works with schedule constant only; received schedule={p.schedule} "
+                              "(a schedule decides the lr itself)")
+        if name == "transfer" and (p.unfreeze_every or p.lr_decay != 1.0):
+            raise ConfigError("transfer.unfreeze_every and transfer.lr_decay are fine-tune settings; set them under finetune")
     if not cfg.model.backbone:
         raise ConfigError("model.backbone must be a backbone name; received an empty string")
     if not cfg.model.weights:

@@ -111,6 +111,16 @@ class RunDir:
             raise LeafnetError(f"cannot write to run folder {self.root}: {e.strerror or e}") from None
         return self
 
+    def clean_temporaries(self) -> int:
+        """Delete the temporary files a killed write left behind (never a final name)."""
+        n = 0
+        for f in self.root.rglob(".*.tmp*"):
+            if f.is_file():
+                with contextlib.suppress(OSError):
+                    f.unlink()
+                    n += 1
+        return n
+
     def read_classes(self) -> list[str]:
         try:
             return json.loads(self.classes.read_text(encoding="utf-8"))

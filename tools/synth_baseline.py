@@ -78,7 +78,7 @@ def linear_model(keras, size: int, classes: int):
     )
 
 
-def small_cnn(keras, size: int, classes: int, seed: int, rotation: float = 0.5, fill_mode: str = "reflect"):
+def small_cnn(keras, size: int, classes: int, seed: int, rotation: float = 0.5, fill_mode: str = "reflect", pooling: str = "avg"):
     layers = keras.layers
     model = keras.Sequential(name="small_cnn")
     model.add(keras.Input((size, size, 3)))
@@ -90,7 +90,7 @@ def small_cnn(keras, size: int, classes: int, seed: int, rotation: float = 0.5, 
         model.add(layers.BatchNormalization(momentum=0.9))
         model.add(layers.ReLU())
         model.add(layers.MaxPooling2D())
-    model.add(layers.GlobalAveragePooling2D())
+    model.add(layers.GlobalAveragePooling2D() if pooling == "avg" else layers.GlobalMaxPooling2D())
     model.add(layers.Dropout(0.3))
     model.add(layers.Dense(classes, activation="softmax"))
     return model

@@ -108,4 +108,46 @@ def build_augmentation(cfg: AugmentConfig, seed: int | None = None) -> keras.Seq
         layers.append(keras.layers.RandomBrightness(cfg.brightness, value_range=(0, 255), seed=s(7), name="aug_brightness"))
     if cfg.noise > 0:
         layers.append(RandomNoise(cfg.noise, seed=s(8), name="aug_noise"))
+    if cfg.randaugment > 0:
+        layers.append(keras.layers.RandAugment(value_range=(0, 255), num_ops=cfg.randaugment,
+                                               factor=cfg.randaugment_factor, seed=s(9), name="aug_randaugment"))
     return keras.Sequential(layers, name="augmentation")
+
+
+def mix_batches(ds, mixup: float = 0.0, cutmix: float = 0.0, seed: int = 0):
+    """MixUp and/or CutMix on a dataset of ``(images, one-hot labels)`` batches.
+
+    Label-mixing augmentations change the labels, so they run in the input pipeline (with
+    Keras' own ``MixUp`` / ``CutMix`` layers), not inside the model. With both enabled,
+    each batch gets one of the two, chosen at random (as timm does). The soft labels work
+    with every leafnet loss.
+
+    Args:
+        ds: batches of ``(float images, one-hot labels)``.
+        mixup: MixUp's alpha (0: off).
+        cutmix: CutMix's alpha (0: off).
+        seed: seed of this epoch's draws.
+    """
+    import tensorflow as tf
+
+    mixers = []
+    if mixup > 0:
+        mixers.append(keras.layers.MixUp(alpha=mixup, seed=seed))
+    if cutmix > 0:
+        mixers.append(keras.layers.CutMix(factor=cutmix, seed=seed + 1))
+    if not mixers:
+        return ds
+
+    def apply(layer, x, y):
+        out = layer({"images": x, "labels": y}, training=True)
+        return out["images"], tf.cast(out["labels"], y.dtype)
+
+    if len(mixers) == 1:
+        return ds.map(lambda x, y: apply(mixers[0], x, y))
+
+    def either(i, batch):
+        x, y = batch
+        coin = tf.random.stateless_uniform([], seed=tf.stack([tf.cast(seed, tf.int64), i]))
+        return tf.cond(coin < 0.5, lambda: apply(mixers[0], x, y), lambda: apply(mixers[1], x, y))
+
+    return ds.enumerate().map(either)

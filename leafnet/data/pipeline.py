@@ -51,6 +51,25 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, 0x5EED, epoch]).permutation(n)
 
 
+def balanced_order(labels: Sequence[int], seed: int, epoch: int) -> np.ndarray:
+    """An epoch that draws every class equally often (``data.balance: oversample``).
+
+    Each class contributes as many indices as the largest class: all of its images,
+    topped up by a random draw with replacement; the result is shuffled. A function of
+    (labels, seed, epoch) only.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng([seed, 0xBA1, epoch])
+    classes, counts = np.unique(labels, return_counts=True)
+    target = counts.max()
+    parts = []
+    for c in classes:
+        idx = np.flatnonzero(labels == c)
+        extra = rng.choice(idx, size=target - len(idx), replace=True) if target > len(idx) else idx[:0]
+        parts.append(np.concatenate([idx, extra]))
+    return rng.permutation(np.concatenate(parts))
+
+
 def _ram_bytes() -> int:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

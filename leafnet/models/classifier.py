@@ -166,3 +166,19 @@ def set_trainable(model: keras.Model, spec: BackboneSpec, phase: str, blocks: in
             continue
         counts["head" if is_head(layer) else blocks_of.get(layer.name, "head")] += n
     return counts
+
+
+def block_lr_multipliers(model: keras.Model, spec: BackboneSpec, decay: float) -> dict[str, float]:
+    """Discriminative learning rates: ``{variable path: factor}`` for the trainable backbone
+    variables, ``decay ** k`` for the k-th block counted from the top (the last block has
+    factor 1, like the head). fastai's ``slice(lo, hi)`` spreads lr geometrically the same
+    way; timm calls it layer decay.
+    """
+    blocks_of = layer_blocks(model, spec)
+    order = spec.block_names
+    out: dict[str, float] = {}
+    for layer in backbone_layers(model, spec):
+        for v in layer.trainable_weights:
+            k = len(order) - 1 - order.index(blocks_of[layer.name])
+            out[v.path] = float(decay ** k)
+    return out

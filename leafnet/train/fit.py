@@ -155,6 +155,7 @@ def fit(config: Config | dict | str | os.PathLike | None = None, **flags: Any) -
 
     plan_phases(cfg)
     if resuming:
+        run.clean_temporaries()
         split = read_split(run)
     else:
         split = scan_and_split(cfg.data, cfg.run.seed, progress=bool(verbose))
@@ -187,7 +188,7 @@ def fit(config: Config | dict | str | os.PathLike | None = None, **flags: Any) -
         if verbose:
             print(f"loaded {n} backbone layers from {cfg.model.weights}")
 
-    class_weight = _class_weights(train.labels, len(classes)) if cfg.data.class_weights == "balanced" else None
+    class_weight = _class_weights(train.labels, len(classes)) if cfg.data.balance == "weights" else None
     trainer = Trainer(cfg, run, spec, model, train, val, class_weight=class_weight, from_scratch=from_scratch)
     t0 = time.perf_counter()
     history = trainer.fit()

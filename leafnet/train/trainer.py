@@ -200,6 +200,7 @@ class Trainer:
     class_weight: dict[int, float] | None = None
     from_scratch: bool = False
     history: list[dict] = field(default_factory=list)
+    _stage: Any = None
 
     # -- persistence
     def _state_path(self) -> Path:
@@ -239,18 +240,46 @@ class Trainer:
         return out
 
     # -- phases
-    def _prepare_phase(self, phase: Phase):
+    def _stage_blocks(self, phase: Phase, phase_epoch: int) -> int | str:
+        """Blocks unfrozen at a phase epoch: all of ``finetune.blocks`` at once, or one more
+        every ``unfreeze_every`` epochs (gradual unfreezing)."""
+        blocks = self.cfg.finetune.blocks
+        every = phase.cfg.unfreeze_every
+        if phase.name != "finetune" or not every:
+            return blocks
+        total = len(self.spec.block_names) if blocks == "all" else int(blocks)
+        n = min(total, 1 + phase_epoch // every)
+        return "all" if n == total and blocks == "all" else n
+
+    def _prepare_phase(self, phase: Phase, blocks: int | str) -> dict[str, int]:
+        """Freeze for the phase and compile a fresh optimizer, loss and schedule."""
         import keras
 
-        from leafnet.models.classifier import set_trainable
-        from leafnet.train.optim import make_loss, make_optimizer
+        from leafnet.models.classifier import block_lr_multipliers, set_trainable
+        from leafnet.train.optim import make_loss, make_optimizer, make_schedule
 
-        counts = set_trainable(self.model, self.spec, phase.name, blocks=self.cfg.finetune.blocks,
-                               from_scratch=self.from_scratch)
-        self.model.compile(optimizer=make_optimizer(phase.cfg), loss=make_loss(phase.cfg),
+        counts = set_trainable(self.model, self.spec, phase.name, blocks=blocks, from_scratch=self.from_scratch)
+        steps = self._steps_per_epoch()
+        optimizer = make_optimizer(phase.cfg, make_schedule(phase.cfg, steps), ema=phase.cfg.use_ema)
+        if phase.name == "finetune" and phase.cfg.lr_decay != 1.0:
+            from leafnet.train.optimizers import LayerwiseLR
+
+            optimizer = LayerwiseLR(optimizer, block_lr_multipliers(self.model, self.spec, phase.cfg.lr_decay))
+        self.model.compile(optimizer=optimizer, loss=make_loss(phase.cfg),
                            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
         self.model.optimizer.build(self.model.trainable_variables)
+        self._stage = blocks
         return counts
+
+    def _steps_per_epoch(self) -> int:
+        return -(-len(self._train_order(0)) // self.cfg.data.batch_size)
+
+    def _train_order(self, epoch: int) -> np.ndarray:
+        from leafnet.data.pipeline import balanced_order, epoch_order
+
+        if self.cfg.data.balance == "oversample":
+            return balanced_order(self.train.labels, self.cfg.run.seed, epoch)
+        return epoch_order(len(self.train), self.cfg.run.seed, epoch)
 
     def fit(self) -> list[dict]:
         """Train every phase, resuming from ``backup/`` when it holds a state."""
@@ -261,14 +290,17 @@ class Trainer:
             self.history = self._read_history(state.epochs)
             self._log(f"resuming {run.root} after epoch {state.epochs} "
                       f"({phases[min(state.phase_index, len(phases) - 1)].name} phase)")
-        total_epochs = sum(p.cfg.epochs for p in phases)
         for pi, phase in enumerate(phases):
             if pi < state.phase_index or (pi == state.phase_index and state.phase_done):
                 continue
-            counts = self._prepare_phase(phase)
             resumed_here = pi == state.phase_index and state.phase_epochs > 0
+            k = state.phase_epochs if resumed_here else 0
+            counts = self._prepare_phase(phase, self._stage_blocks(phase, k))
             if resumed_here:
-                _load_arrays(self.model, run.backup / state.weights, with_optimizer=True)
+                # The optimizer state belongs to the stage it was saved in; a stage that starts
+                # at this epoch (gradual unfreezing) starts with a fresh optimizer.
+                same_stage = self._stage_blocks(phase, k - 1) == self._stage_blocks(phase, k)
+                _load_arrays(self.model, run.backup / state.weights, with_optimizer=same_stage)
             else:
                 if pi > 0 and state.weights:   # start of a later phase: previous phase's final weights
                     _load_arrays(self.model, run.backup / state.weights, with_optimizer=False)
@@ -277,38 +309,51 @@ class Trainer:
                 state.phase_best_weights = None
                 if state.best_monitor != phase.cfg.monitor:
                     state.best, state.best_monitor = None, phase.cfg.monitor
-                trainable = sum(counts.values())
-                detail = ", ".join(f"{k} {v:,}" for k, v in counts.items() if v)
-                self._log(f"phase {phase.name}: up to {phase.cfg.epochs} epochs, lr {phase.cfg.lr:g}, "
-                          f"{trainable:,} trainable weights ({detail})")
-            self._run_phase(phase, state, total_epochs)
+                self._log_phase(phase, counts)
+            self._run_phase(phase, state)
         state.complete = True
         io_guard(lambda: self._commit(state), f"the run state in {run.backup}")
         return self.history
 
-    def _run_phase(self, phase: Phase, state: TrainState, total_epochs: int) -> None:
+    def _train_dataset(self, phase: Phase, state: TrainState, n: int):
+        from leafnet.data.augment import mix_batches
+
+        cfg = self.cfg
+        ds = self.train.dataset(cfg.data.batch_size, self._train_order(n))
+        a = cfg.augment
+        mixing_off = a.mix_off_epochs and state.phase_epochs >= phase.cfg.epochs - a.mix_off_epochs
+        if (a.mixup or a.cutmix) and not mixing_off:
+            ds = mix_batches(ds, mixup=a.mixup, cutmix=a.cutmix, seed=epoch_seed(cfg.run.seed, n, 7))
+        return ds
+
+    def _run_phase(self, phase: Phase, state: TrainState) -> None:
         import keras
 
         cfg, run, p = self.cfg, self.run, phase.cfg
         monitor = p.monitor
-        steps = self.train.steps(cfg.data.batch_size)
         val_ds = self.val.dataset(cfg.data.batch_size)
         while state.phase_epochs < p.epochs:
             n = state.epochs  # 0-based global epoch index
+            stage = self._stage_blocks(phase, state.phase_epochs)
+            if stage != self._stage:
+                counts = self._prepare_phase(phase, stage)
+                self._log(f"  gradual unfreezing: {stage} block(s) now train "
+                          f"({sum(counts.values()):,} trainable weights); optimizer restarted")
             label = f"epoch {n + 1} ({phase.name} {state.phase_epochs + 1}/{p.epochs})"
             if cfg.run.verbose:
                 print(f"{label}")
             reseed(self.model, cfg.run.seed, n)
-            from leafnet.data.pipeline import epoch_order
-
-            train_ds = self.train.dataset(cfg.data.batch_size, epoch_order(len(self.train), cfg.run.seed, n))
+            train_ds = self._train_dataset(phase, state, n)
             lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
             t0 = time.perf_counter()
-            h = self.model.fit(train_ds, validation_data=val_ds, epochs=1, verbose=0, shuffle=False,
-                               class_weight=self.class_weight,
-                               callbacks=_callbacks(phase.name, label, steps, cfg.run.verbose))
+            h = self.model.fit(train_ds, epochs=1, verbose=0, shuffle=False, class_weight=self.class_weight,
+                               callbacks=_callbacks(phase.name, label, self._steps_per_epoch(), cfg.run.verbose))
+            # Validation after fit: with use_ema, fit ends by moving the weights to their
+            # average, and that is the model that must be judged and saved.
+            val = self.model.evaluate(val_ds, verbose=0, return_dict=True)
             seconds = time.perf_counter() - t0
             logs = {k: float(v[-1]) for k, v in h.history.items()}
+            logs.update({f"val_{k}": float(v) for k, v in val.items()})
             if not all(math.isfinite(logs.get(k, 0.0)) for k in ("loss", "val_loss")):
                 raise TrainingDiverged(f"training diverged at {label}: loss {logs.get('loss')}, "
                                        f"val_loss {logs.get('val_loss')}; lower the learning rate. "
@@ -319,8 +364,7 @@ class Trainer:
             self.history.append(row)
             self._log_epoch(row, cfg.run.verbose)
             value = logs[monitor]
-            finite = all_finite(self.model)
-            if not finite:
+            if not all_finite(self.model):
                 raise TrainingDiverged(f"training diverged at {label}: the weights are no longer finite; "
                                        "lower the learning rate. The run folder keeps the last good epoch")
             state.epochs, state.phase_epochs = n + 1, state.phase_epochs + 1
@@ -340,7 +384,7 @@ class Trainer:
             if p.reduce_lr_patience and state.plateau_wait >= p.reduce_lr_patience:
                 new_lr = max(lr * p.reduce_lr_factor, p.min_lr)
                 if new_lr < lr:
-                    self.model.optimizer.learning_rate.assign(new_lr)
+                    self.model.optimizer.learning_rate = new_lr
                     self._log(f"  no improvement of {monitor} for {state.plateau_wait} epochs: lr {lr:g} -> {new_lr:g}")
                 state.plateau_wait = 0
             stop = bool(p.early_stopping) and state.wait >= p.early_stopping
@@ -358,6 +402,14 @@ class Trainer:
             if stop:
                 self._log(f"  early stopping: no improvement of {monitor} for {state.wait} epochs")
                 break
+
+    def _log_phase(self, phase: Phase, counts: dict[str, int]) -> None:
+        p = phase.cfg
+        trainable = sum(counts.values())
+        detail = ", ".join(f"{k} {v:,}" for k, v in counts.items() if v)
+        recipe = f"{p.optimizer}{'+lookahead' if p.lookahead else ''}, {p.loss}, lr {p.lr:g}" + (
+            f" ({p.schedule})" if p.schedule != "constant" else "")
+        self._log(f"phase {phase.name}: up to {p.epochs} epochs, {recipe}, {trainable:,} trainable weights ({detail})")
 
     # -- console
     def _log(self, text: str) -> None:

@@ -89,19 +89,19 @@ def _leaf_masks(species, n=24, size=48):
 
 
 def test_species_differ_in_shape_not_only_colour():
-    # Fraction of the leaf's bounding box covered by the leaf: a thin grass blade and a
-    # round leaf must differ clearly, whatever their colours.
-    def fill(masks):
+    # Leaf area relative to the squared diagonal of its bounding box: a thin grass blade
+    # and a round leaf must differ clearly, whatever their colours and poses.
+    def compactness(masks):
         vals = []
         for m in masks:
             ys, xs = np.nonzero(m)
-            vals.append(m.sum() / ((np.ptp(ys) + 1) * (np.ptp(xs) + 1)))
+            vals.append(m.sum() / ((np.ptp(ys) + 1) ** 2 + (np.ptp(xs) + 1) ** 2))
         return np.array(vals)
 
-    grass = fill(_leaf_masks(SPECIES.index("linear_grass")))
-    round_ = fill(_leaf_masks(SPECIES.index("orbicular_crenate")))
-    assert round_.mean() > 0.45
-    assert grass.mean() < 0.3
+    grass = compactness(_leaf_masks(SPECIES.index("linear_grass")))
+    round_ = compactness(_leaf_masks(SPECIES.index("orbicular_peltate")))
+    assert round_.min() > 0.3
+    assert grass.max() < 0.15
 
 
 def test_mean_images_of_two_species_differ():

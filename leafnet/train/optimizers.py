@@ -1,0 +1,438 @@
+"""RAdam, Lookahead and Ranger as Keras 3 optimizers, with tensorflow-addons' argument names.
+
+tensorflow-addons (``tfa.optimizers.RectifiedAdam``, ``tfa.optimizers.Lookahead``) does not
+work with Keras 3. These classes give a tfa-era recipe the same updates:
+
+- :class:`RAdam`: rectified Adam (Liu et al. 2019, https://arxiv.org/abs/1908.03265) with
+  tfa's optional linear warmup/decay (``total_steps``, ``warmup_proportion``, ``min_lr``)
+  and tfa's rule for the early steps (the rectified, adaptive step when
+  ``sma_t >= sma_threshold``, otherwise the bias-corrected momentum step).
+- :class:`Lookahead`: wraps any Keras optimizer (Zhang et al. 2019,
+  https://arxiv.org/abs/1907.08610); every ``sync_period`` steps the slow weights move
+  ``slow_step_size`` of the way to the fast weights and the fast weights restart from there.
+- :class:`Ranger`: Lookahead over RAdam, built from one flat set of arguments.
+
+All three are registered with Keras' serializer (package ``leafnet``), so a model compiled
+with them saves to ``.keras`` and reloads with ``keras.saving.load_model`` (safe mode) with
+its full optimizer state, after ``import leafnet.train.optimizers``.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import keras
+from keras import ops
+
+__all__ = ["RAdam", "Lookahead", "Ranger"]
+
+_register = keras.saving.register_keras_serializable(package="leafnet")
+
+
+@_register
+class RAdam(keras.optimizers.Optimizer):
+    """Rectified Adam (Liu et al. 2019), with tfa's warmup and SMA-threshold semantics.
+
+    For step ``t`` (1-based), gradient ``g`` and learning rate ``lr``::
+
+        m = beta_1 * m + (1 - beta_1) * g;         m_hat = m / (1 - beta_1**t)
+        v = beta_2 * v + (1 - beta_2) * g**2;      v_hat = sqrt(v / (1 - beta_2**t))
+        sma_inf = 2 / (1 - beta_2) - 1
+        sma_t = sma_inf - 2 t beta_2**t / (1 - beta_2**t)
+        r_t = sqrt((sma_t - 4)(sma_t - 2) sma_inf / ((sma_inf - 4)(sma_inf - 2) sma_t))
+        var -= lr * (r_t * m_hat / (v_hat + epsilon)   if sma_t >= sma_threshold
+                     else m_hat)
+
+    With ``amsgrad=True`` ``v_hat`` uses the running maximum of ``v``.
+
+    When ``total_steps > 0`` the learning rate follows tfa's schedule on top of
+    ``learning_rate`` (which may itself be a schedule): with
+    ``warmup = total_steps * warmup_proportion`` and ``decay = max(total_steps - warmup, 1)``,
+    ``lr_t = lr * t / warmup`` while ``t <= warmup``, then
+    ``lr + (min_lr - lr) * min(t - warmup, decay) / decay``.
+
+    The per-step scalars (``beta**t``, ``sma_t``, ``r_t``) are computed in float64 and cast
+    to the variable's dtype: in float32, ``sma_inf - 2 t beta_2**t / (1 - beta_2**t)``
+    (1999 - 1993 at step 6 for beta_2=0.999) loses most of its digits.
+
+    ``weight_decay`` is Keras' decoupled weight decay (``var -= var * weight_decay * lr``
+    before the update, ``lr`` being ``learning_rate``'s current value); it matches tfa's
+    (and torch's ``decoupled_weight_decay=True``) when ``total_steps == 0``. With
+    ``total_steps > 0`` tfa scaled the decay by the warmed-up ``lr_t``; here it uses the
+    un-warmed ``lr`` like every Keras optimizer.
+
+    Args:
+        learning_rate: float, ``LearningRateSchedule`` or callable.
+        beta_1, beta_2: decay rates of the first and second moment estimates.
+        epsilon: added to ``v_hat`` (tfa's placement; torch adds it to ``sqrt(v)``).
+        weight_decay: float or None (see above).
+        sma_threshold: the rectified update is used once ``sma_t >= sma_threshold``.
+        total_steps: > 0 turns on tfa's warmup / linear decay.
+        warmup_proportion: fraction of ``total_steps`` spent warming up.
+        min_lr: learning rate reached at ``total_steps``.
+        amsgrad: use the running maximum of the second moment.
+        name: name scope of the optimizer's variables.
+        **kwargs: Keras' common optimizer arguments (``clipnorm``, ``global_clipnorm``,
+            ``clipvalue``, ``use_ema``, ``ema_momentum``, ``ema_overwrite_frequency``,
+            ``loss_scale_factor``, ``gradient_accumulation_steps``).
+    """
+
+    def __init__(
+        self,
+        learning_rate=0.001,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-7,
+        weight_decay=None,
+        sma_threshold=5.0,
+        total_steps=0,
+        warmup_proportion=0.1,
+        min_lr=0.0,
+        amsgrad=False,
+        name="RAdam",
+        **kwargs,
+    ):
+        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, name=name, **kwargs)
+        if not 0.0 <= beta_1 < 1.0:
+            raise ValueError(f"Argument `beta_1` must be in [0, 1). Received: beta_1={beta_1}")
+        if not 0.0 < beta_2 < 1.0:
+            raise ValueError(f"Argument `beta_2` must be in (0, 1). Received: beta_2={beta_2}")
+        if total_steps < 0:
+            raise ValueError(f"Argument `total_steps` must be >= 0. Received: total_steps={total_steps}")
+        if total_steps and not 0.0 < warmup_proportion <= 1.0:
+            raise ValueError("Argument `warmup_proportion` must be in (0, 1] when `total_steps` > 0. "
+                             f"Received: warmup_proportion={warmup_proportion}")
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.sma_threshold = sma_threshold
+        self.total_steps = total_steps
+        self.warmup_proportion = warmup_proportion
+        self.min_lr = min_lr
+        self.amsgrad = amsgrad
+
+    def build(self, var_list):
+        """Create the first and second moment slots (and ``velocity_hat`` for AMSGrad)."""
+        if self.built:
+            return
+        super().build(var_list)
+        self._momentums, self._velocities = self.add_optimizer_variables(var_list, ["momentum", "velocity"])
+        if self.amsgrad:
+            self._velocity_hats = self.add_optimizer_variables(var_list, "velocity_hat")
+
+    def _warmup_lr(self, lr, step):
+        """tfa's linear warmup to ``lr`` then linear decay to ``min_lr`` (``total_steps > 0``)."""
+        dtype = lr.dtype
+        total_steps = ops.convert_to_tensor(self.total_steps, dtype=dtype)
+        warmup_steps = total_steps * ops.convert_to_tensor(self.warmup_proportion, dtype=dtype)
+        min_lr = ops.convert_to_tensor(self.min_lr, dtype=dtype)
+        decay_steps = ops.maximum(total_steps - warmup_steps, ops.convert_to_tensor(1.0, dtype=dtype))
+        decay_rate = (min_lr - lr) / decay_steps
+        return ops.where(
+            step <= warmup_steps,
+            lr * (step / warmup_steps),
+            lr + decay_rate * ops.minimum(step - warmup_steps, decay_steps),
+        )
+
+    def _rectification(self):
+        """Per-step scalars, in float64: ``sma_t`` suffers cancellation (``sma_inf - ...``
+        with ``sma_inf`` ~ 2000 for ``beta_2=0.999``) and float32 ``beta_2**t`` moves it by
+        ~0.03 in the first steps. Returns (1 - beta_1**t, 1 - beta_2**t, r_t, rectify?)."""
+        f64 = "float64"
+        step = ops.cast(self.iterations + 1, f64)
+        beta_1 = ops.convert_to_tensor(self.beta_1, dtype=f64)
+        beta_2 = ops.convert_to_tensor(self.beta_2, dtype=f64)
+        one_minus_b1p = 1.0 - ops.power(beta_1, step)
+        beta_2_power = ops.power(beta_2, step)
+        one_minus_b2p = 1.0 - beta_2_power
+        sma_inf = 2.0 / (1.0 - self.beta_2) - 1.0
+        sma_t = sma_inf - 2.0 * step * beta_2_power / one_minus_b2p
+        # Clamped at 0: for 2 < sma_t < 4 the product is negative, but then sma_t is below
+        # any sensible threshold and r_t is not used.
+        r_t = ops.sqrt(
+            ops.maximum(
+                (sma_t - 4.0) / (sma_inf - 4.0) * (sma_t - 2.0) / (sma_inf - 2.0) * sma_inf / sma_t,
+                ops.convert_to_tensor(0.0, dtype=f64),
+            )
+        )
+        rectify = ops.greater_equal(sma_t, ops.convert_to_tensor(self.sma_threshold, dtype=f64))
+        return one_minus_b1p, one_minus_b2p, r_t, rectify, step
+
+    def update_step(self, gradient, variable, learning_rate):
+        """One RAdam step for one variable (weight decay was applied by the base class)."""
+        dtype = variable.dtype
+        gradient = ops.cast(gradient, dtype)
+        one_minus_b1p, one_minus_b2p, r_t, rectify, step = self._rectification()
+        if self.total_steps > 0:
+            lr = ops.cast(self._warmup_lr(ops.cast(learning_rate, "float64"), step), dtype)
+        else:
+            lr = ops.cast(learning_rate, dtype)
+        one_minus_b1p = ops.cast(one_minus_b1p, dtype)
+        one_minus_b2p = ops.cast(one_minus_b2p, dtype)
+        r_t = ops.cast(r_t, dtype)
+        beta_1 = ops.convert_to_tensor(self.beta_1, dtype=dtype)
+        beta_2 = ops.convert_to_tensor(self.beta_2, dtype=dtype)
+        one = ops.convert_to_tensor(1.0, dtype=dtype)
+
+        index = self._get_variable_index(variable)
+        m = self._momentums[index]
+        v = self._velocities[index]
+        self.assign(m, ops.add(ops.multiply(beta_1, m), ops.multiply(one - beta_1, gradient)))
+        self.assign(v, ops.add(ops.multiply(beta_2, v), ops.multiply(one - beta_2, ops.square(gradient))))
+        if self.amsgrad:
+            v_hat = self._velocity_hats[index]
+            self.assign(v_hat, ops.maximum(v_hat, v))
+            v = v_hat
+        m_corr = ops.divide(m, one_minus_b1p)
+        v_corr = ops.sqrt(ops.divide(v, one_minus_b2p))
+        epsilon = ops.convert_to_tensor(self.epsilon, dtype=dtype)
+        rectified = ops.divide(ops.multiply(r_t, m_corr), ops.add(v_corr, epsilon))
+        update = ops.where(rectify, rectified, m_corr)
+        self.assign_sub(variable, ops.multiply(lr, update))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "beta_1": self.beta_1,
+                "beta_2": self.beta_2,
+                "epsilon": self.epsilon,
+                "sma_threshold": self.sma_threshold,
+                "total_steps": self.total_steps,
+                "warmup_proportion": self.warmup_proportion,
+                "min_lr": self.min_lr,
+                "amsgrad": self.amsgrad,
+            }
+        )
+        return config
+
+
+# Keras' common optimizer arguments at their defaults: accepted by Lookahead (older configs
+# and tfa recipes pass them) but refused with any other value, which belongs on the inner one.
+_BASE_DEFAULTS = {
+    "weight_decay": None,
+    "clipnorm": None,
+    "global_clipnorm": None,
+    "clipvalue": None,
+    "use_ema": False,
+    "ema_momentum": 0.99,
+    "ema_overwrite_frequency": None,
+    "loss_scale_factor": None,
+    "gradient_accumulation_steps": None,
+}
+
+
+@_register
+class Lookahead(keras.optimizers.Optimizer):
+    """Lookahead (Zhang et al. 2019) around any Keras optimizer.
+
+    The inner ("fast") optimizer updates the weights every step. The wrapper keeps one
+    slow copy of each weight, set to the weights at the first step; after every
+    ``sync_period``-th step ``slow += slow_step_size * (fast - slow)`` and ``fast = slow``.
+
+    Built like ``keras.optimizers.LossScaleOptimizer``: ``variables`` are the wrapper's own
+    (step counter, slow weights) followed by the inner optimizer's, so saving to ``.keras``
+    and reloading restores the whole state. ``learning_rate`` is the inner optimizer's (get
+    and set), so ``ReduceLROnPlateau`` and learning-rate logging see the real value; loss
+    scaling, ``finalize_variable_values`` (EMA) and ``exclude_from_weight_decay`` are
+    forwarded too. ``iterations`` counts the wrapper's steps. A ``LossScaleOptimizer`` may
+    wrap a Lookahead (``mixed_float16``).
+
+    Args:
+        optimizer: the inner optimizer: an instance, a name (``"sgd"``) or a config dict.
+        sync_period: synchronise every this many steps (int >= 1).
+        slow_step_size: the slow weights' step toward the fast ones, in [0, 1].
+        name: name scope of the wrapper's variables.
+        **kwargs: Keras' common optimizer arguments are accepted only at their defaults:
+            set clipping, weight decay, EMA, ... on the inner optimizer.
+    """
+
+    def __init__(self, optimizer, sync_period=6, slow_step_size=0.5, name="Lookahead", **kwargs):
+        for arg, default in _BASE_DEFAULTS.items():
+            if arg in kwargs:
+                value = kwargs.pop(arg)
+                if value != default:
+                    raise ValueError(f"Lookahead does not take `{arg}`; set `{arg}` on the inner optimizer. "
+                                     f"Received: {arg}={value!r}")
+        if kwargs:
+            raise ValueError(f"Lookahead does not take argument(s) {sorted(kwargs)}.")
+        if isinstance(sync_period, bool) or not isinstance(sync_period, numbers.Integral) or sync_period < 1:
+            raise ValueError(f"Argument `sync_period` must be an int >= 1. Received: sync_period={sync_period!r}")
+        if not isinstance(slow_step_size, numbers.Real) or not 0.0 <= slow_step_size <= 1.0:
+            raise ValueError("Argument `slow_step_size` must be a number in [0, 1]. "
+                             f"Received: slow_step_size={slow_step_size!r}")
+        inner = keras.optimizers.get(optimizer)
+        if inner.gradient_accumulation_steps:
+            raise ValueError("Lookahead does not support an inner optimizer with `gradient_accumulation_steps`.")
+
+        super().__init__(learning_rate=0.0, name=name)
+        self.inner_optimizer = inner
+        self.sync_period = int(sync_period)
+        self.slow_step_size = float(slow_step_size)
+
+    def build(self, var_list):
+        """Build the inner optimizer, then one slow copy per trainable variable."""
+        if self.built:
+            return
+        super().build(var_list)
+        self.inner_optimizer.build(var_list)
+        self._slow_weights = self.add_optimizer_variables(var_list, "slow")
+
+    @property
+    def variables(self):
+        return self._variables + self.inner_optimizer.variables
+
+    def set_weights(self, weights):
+        """Set the wrapper's and the inner optimizer's variables (in ``variables`` order)."""
+        if not self.built:
+            raise ValueError("Call `optimizer.build(trainable_variables)` before `set_weights()`.")
+        variables = self.variables
+        if len(weights) != len(variables):
+            raise ValueError(f"Expected {len(variables)} arrays, received {len(weights)}.")
+        for variable, weight in zip(variables, weights):
+            variable.assign(weight)
+
+    def apply(self, grads, trainable_variables=None):
+        if len(grads) == 0:
+            return
+        if not self.built:
+            if trainable_variables is None:
+                raise ValueError("Lookahead must be built, or given `trainable_variables`, before `apply()`.")
+            with keras.name_scope(self.name, caller=self):
+                self.build(list(trainable_variables))
+            self.built = True
+        variables = self._trainable_variables if trainable_variables is None else list(trainable_variables)
+        self._check_variables_are_known(variables)
+        pairs = [(v, self._slow_weights[self._get_variable_index(v)]) for v in variables]
+        pairs = [(v, s) for v, s in pairs if s is not None]
+
+        def start_slow():
+            for var, slow in pairs:
+                self.assign(slow, var)
+
+        def sync():
+            alpha = self.slow_step_size
+            for var, slow in pairs:
+                new = ops.add(slow, ops.multiply(ops.cast(alpha, slow.dtype), ops.subtract(var, slow)))
+                self.assign(slow, new)
+                self.assign(var, new)
+
+        with keras.name_scope(self.name, caller=self):
+            # The slow weights start as the weights seen at the first step (as in tfa).
+            ops.cond(ops.equal(self._iterations, 0), start_slow, lambda: None)
+        self.inner_optimizer.apply(grads, trainable_variables)
+        with keras.name_scope(self.name, caller=self):
+            step = self._iterations + 1
+            ops.cond(ops.equal(ops.mod(step, self.sync_period), 0), sync, lambda: None)
+            self._iterations.assign_add(1)
+
+    def stateless_apply(self, optimizer_variables, grads, trainable_variables):
+        raise NotImplementedError("Lookahead supports stateful `apply()` (the TensorFlow backend) only.")
+
+    @property
+    def learning_rate(self):
+        return self.inner_optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, learning_rate):
+        self.inner_optimizer.learning_rate = learning_rate
+
+    @property
+    def loss_scale_factor(self):
+        inner = self.__dict__.get("inner_optimizer")
+        return None if inner is None else inner.loss_scale_factor
+
+    @loss_scale_factor.setter
+    def loss_scale_factor(self, value):
+        # Set by the base constructor (before the inner optimizer exists: ignored) and by
+        # LossScaleOptimizer (None: the inner optimizer must not unscale a second time).
+        inner = self.__dict__.get("inner_optimizer")
+        if inner is not None:
+            inner.loss_scale_factor = value
+
+    def scale_loss(self, loss):
+        return self.inner_optimizer.scale_loss(loss)
+
+    @property
+    def _model_variables_moving_average(self):
+        # The inner optimizer's EMA (use_ema=True), for keras.callbacks.SwapEMAWeights when a
+        # LossScaleOptimizer wraps this one (it looks one `inner_optimizer` deep).
+        inner = self.__dict__.get("inner_optimizer")
+        if inner is None or not hasattr(inner, "_model_variables_moving_average"):
+            raise AttributeError("_model_variables_moving_average")
+        return inner._model_variables_moving_average
+
+    def finalize_variable_values(self, var_list):
+        self.inner_optimizer.finalize_variable_values(var_list)
+
+    def exclude_from_weight_decay(self, var_list=None, var_names=None):
+        self.inner_optimizer.exclude_from_weight_decay(var_list=var_list, var_names=var_names)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "optimizer": keras.saving.serialize_keras_object(self.inner_optimizer),
+            "sync_period": self.sync_period,
+            "slow_step_size": self.slow_step_size,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        optimizer = keras.saving.deserialize_keras_object(config.pop("optimizer"), custom_objects=custom_objects)
+        return cls(optimizer, **config)
+
+
+@_register
+class Ranger(Lookahead):
+    """Lookahead over :class:`RAdam` (the "Ranger" recipe), from one flat set of arguments.
+
+    Equivalent to ``Lookahead(RAdam(learning_rate, beta_1, ..., min_lr, **kwargs),
+    sync_period, slow_step_size)``. ``**kwargs`` go to the inner RAdam (``amsgrad``,
+    ``clipnorm``, ``use_ema``, ...). Its config is flat, so it saves and reloads as one object.
+    """
+
+    def __init__(
+        self,
+        learning_rate=1e-3,
+        beta_1=0.95,
+        beta_2=0.999,
+        epsilon=1e-5,
+        weight_decay=None,
+        sma_threshold=5.0,
+        total_steps=0,
+        warmup_proportion=0.1,
+        min_lr=0.0,
+        sync_period=6,
+        slow_step_size=0.5,
+        name="Ranger",
+        **kwargs,
+    ):
+        inner = RAdam(
+            learning_rate=learning_rate,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            weight_decay=weight_decay,
+            sma_threshold=sma_threshold,
+            total_steps=total_steps,
+            warmup_proportion=warmup_proportion,
+            min_lr=min_lr,
+            name=f"{name}_radam",
+            **kwargs,
+        )
+        super().__init__(inner, sync_period=sync_period, slow_step_size=slow_step_size, name=name)
+
+    def get_config(self):
+        config = self.inner_optimizer.get_config()
+        config.update({"name": self.name, "sync_period": self.sync_period, "slow_step_size": self.slow_step_size})
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        if isinstance(config.get("learning_rate"), dict):
+            config["learning_rate"] = keras.saving.deserialize_keras_object(
+                config["learning_rate"], custom_objects=custom_objects
+            )
+        return cls(**config)
