@@ -50,6 +50,15 @@ TRAIN_FLAGS = {
     "--finetune-blocks": ("finetune.blocks", _blocks, "backbone blocks unfrozen in the fine-tune phase (0: none, all)"),
     "--finetune-epochs": ("finetune.epochs", int, "epochs of the fine-tune phase"),
     "--finetune-lr": ("finetune.lr", float, "learning rate of the fine-tune phase"),
+    "--optimizer": (("transfer.optimizer", "finetune.optimizer"), str,
+                    "optimizer of both phases: adam, adamw, sgd, rmsprop, nadam, lion, radam, ranger"),
+    "--loss": (("transfer.loss", "finetune.loss"), str, "loss of both phases: crossentropy, focal, sigmoid_focal"),
+    "--schedule": (("transfer.schedule", "finetune.schedule"), str,
+                   "lr schedule of both phases: constant, triangular, triangular2, exp_range, cosine, onecycle"),
+    "--max-lr": ("transfer.max_lr", float, "upper lr of a cyclical schedule in the transfer phase"),
+    "--finetune-max-lr": ("finetune.max_lr", float, "upper lr of a cyclical schedule in the fine-tune phase"),
+    "--label-smoothing": (("transfer.label_smoothing", "finetune.label_smoothing"), float, "label smoothing"),
+    "--balance": ("data.balance", str, "imbalanced folders: none, weights, oversample"),
     "--seed": ("run.seed", int, "seed of the split, shuffling and random layers"),
     "--run-dir": ("run.dir", str, "run folder (rerun with the same folder to resume)"),
 }
@@ -58,8 +67,8 @@ TRAIN_FLAGS = {
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML config (see: leafnet config)")
     p.add_argument("--demo", action="store_true", help="train on the embedded synthetic leaves")
-    for flag, (key, tp, help_) in TRAIN_FLAGS.items():
-        p.add_argument(flag, dest=key, type=tp, default=None, help=help_)
+    for flag, (keys, tp, help_) in TRAIN_FLAGS.items():
+        p.add_argument(flag, dest=_dest(keys), type=tp, default=None, help=help_)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override any config key, e.g. --set augment.rotation=0.2 (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -81,6 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("backbones", help="list the backbones, their default sizes and blocks")
 
+    p = sub.add_parser("lr-find", help="learning-rate range test: a plot and a suggested lr",
+                       description="Grow the lr exponentially over a few hundred steps and plot the loss (fastai's lr_find).")
+    _add_train_flags(p)
+    p.add_argument("--phase", default="transfer", choices=("transfer", "finetune"))
+    p.add_argument("--start-lr", type=float, default=1e-7)
+    p.add_argument("--end-lr", type=float, default=10.0)
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--out", default="runs/lr_find", help="folder for lr_find.png and lr_find.csv")
+
     data = sub.add_parser("data", help="data tools: synth, check")
     dsub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND", parser_class=_Parser)
     s = dsub.add_parser("synth", help="generate synthetic leaves (the demo set)")
@@ -99,8 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _dest(keys: str | tuple[str, ...]) -> str:
+    return keys if isinstance(keys, str) else "+".join(keys)
+
+
 def _flags(args: argparse.Namespace) -> dict:
-    flags = {key: getattr(args, key) for key, _, _ in TRAIN_FLAGS.values()}
+    flags = {}
+    for keys, _, _ in TRAIN_FLAGS.values():
+        value = getattr(args, _dest(keys))
+        for key in ([keys] if isinstance(keys, str) else keys):
+            flags[key] = value
     if args.demo:
         flags["data.demo"] = True
     if args.quiet:
@@ -115,6 +141,17 @@ def cmd_fit(args) -> int:
     from leafnet.train.fit import fit
 
     fit(cfg)
+    return 0
+
+
+def cmd_lr_find(args) -> int:
+    from leafnet.config import load_config
+    from leafnet.train.lr_find import lr_find
+
+    cfg = load_config(args.config, flags=_flags(args), overrides=args.overrides)
+    r = lr_find(cfg, phase=args.phase, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps, out=args.out)
+    print(f"suggested lr (valley): {r.suggested_lr:.3g}   lr at the minimum / 10: {r.min_lr_div10:.3g}")
+    print(f"plot: {r.out / 'lr_find.png'}   values: {r.out / 'lr_find.csv'}")
     return 0
 
 
@@ -154,7 +191,8 @@ def cmd_data(args) -> int:
     raise LeafnetError("data needs a sub-command: synth or check (see: leafnet data --help)")
 
 
-COMMANDS = {"fit": cmd_fit, "config": cmd_config, "backbones": cmd_backbones, "data": cmd_data}
+COMMANDS = {"fit": cmd_fit, "config": cmd_config, "backbones": cmd_backbones, "data": cmd_data,
+            "lr-find": cmd_lr_find}
 
 
 def _import_tensorflow_quietly() -> None:

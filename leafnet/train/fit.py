@@ -106,6 +106,34 @@ def evaluate_split(model, images, classes: list[str], batch_size: int) -> dict:
             "per_class": per_class, "confusion": cm.tolist()}
 
 
+def as_config(config: Config | dict | str | os.PathLike | None = None, **flags: Any) -> Config:
+    """A validated Config from a Config, a nested dict or a YAML path, plus dotted overrides."""
+    from leafnet.config import apply_dict, load_config, validate
+
+    if isinstance(config, (Config, dict)):
+        cfg = copy.deepcopy(config) if isinstance(config, Config) else apply_dict(Config(), config)
+        apply_dict(cfg, _nest(flags))
+        validate(cfg)
+        return cfg
+    return load_config(config, flags=flags)
+
+
+def build_model(cfg: Config, spec, num_classes: int):
+    """The classifier of a resolved config, seeded, with ``model.weights`` loaded."""
+    import keras
+
+    from leafnet.models.classifier import build_classifier
+    from leafnet.models.weights import load_backbone_weights
+
+    keras.utils.set_random_seed(cfg.run.seed)
+    model = build_classifier(spec, num_classes, cfg.data.image_size, cfg.model, cfg.augment, seed=cfg.run.seed)
+    if cfg.model.weights not in ("imagenet", "none"):
+        n = load_backbone_weights(model, spec, cfg.model.weights)
+        if cfg.run.verbose:
+            print(f"loaded {n} backbone layers from {cfg.model.weights}")
+    return model
+
+
 def fit(config: Config | dict | str | os.PathLike | None = None, **flags: Any) -> Run:
     """Train a classifier: scan and split the data, build the model, run both phases.
 
@@ -119,18 +147,7 @@ def fit(config: Config | dict | str | os.PathLike | None = None, **flags: Any) -
     Example:
         >>> run = leafnet.fit({"data": {"demo": True}, "model": {"backbone": "simple-cnn", "weights": "none"}})
     """
-    from leafnet.config import apply_dict, load_config, validate
-
-    if isinstance(config, Config):
-        cfg = copy.deepcopy(config)
-        apply_dict(cfg, _nest(flags))
-        validate(cfg)
-    elif isinstance(config, dict):
-        cfg = apply_dict(Config(), config)
-        apply_dict(cfg, _nest(flags))
-        validate(cfg)
-    else:
-        cfg = load_config(config, flags=flags)
+    cfg = as_config(config, **flags)
     if not has_data_source(cfg):
         raise DataError("no data given: use --data DIR (one sub-folder per class), --train DIR --val DIR, or --demo")
     cfg, spec, size = resolve_config(cfg)
@@ -149,8 +166,6 @@ def fit(config: Config | dict | str | os.PathLike | None = None, **flags: Any) -
 
     from leafnet.data.prepare import read_split, scan_and_split, summarize, write_split
     from leafnet.data.pipeline import ImageSet
-    from leafnet.models.classifier import build_classifier
-    from leafnet.models.weights import load_backbone_weights
     from leafnet.train.trainer import Trainer, plan_phases
 
     plan_phases(cfg)
@@ -176,17 +191,12 @@ def fit(config: Config | dict | str | os.PathLike | None = None, **flags: Any) -
     mode = train.cache(cfg.data.cache, run.cache, train_hashes, progress=bool(verbose), label="train")
     val.cache(mode, run.cache, val_hashes, progress=bool(verbose), label="val")
 
-    keras.utils.set_random_seed(cfg.run.seed)
-    model = build_classifier(spec, len(classes), size, cfg.model, cfg.augment, seed=cfg.run.seed)
+    model = build_model(cfg, spec, len(classes))
     from_scratch = cfg.model.weights == "none"
     if from_scratch and cfg.transfer.epochs > 0 and verbose:
         print("warning: --weights none: the backbone starts from random weights, so the transfer phase trains the "
               "whole network (a frozen random backbone would learn nothing); the fine-tune phase then continues "
               "with the last blocks at its lower learning rate")
-    if cfg.model.weights not in ("imagenet", "none"):
-        n = load_backbone_weights(model, spec, cfg.model.weights)
-        if verbose:
-            print(f"loaded {n} backbone layers from {cfg.model.weights}")
 
     class_weight = _class_weights(train.labels, len(classes)) if cfg.data.balance == "weights" else None
     trainer = Trainer(cfg, run, spec, model, train, val, class_weight=class_weight, from_scratch=from_scratch)

@@ -274,6 +274,10 @@ def test_lookahead_exposes_inner_learning_rate_and_accepts_names():
     assert isinstance(Lookahead("adam").inner_optimizer, keras.optimizers.Adam)
     by_config = Lookahead(keras.saving.serialize_keras_object(RAdam(0.5, beta_1=0.7)))
     assert isinstance(by_config.inner_optimizer, RAdam) and by_config.inner_optimizer.beta_1 == 0.7
+    scaled = Lookahead(keras.optimizers.SGD(0.1, loss_scale_factor=128.0))
+    assert scaled.loss_scale_factor == 128.0 and float(scaled.scale_loss(keras.ops.ones(()))) == 128.0
+    keras.optimizers.LossScaleOptimizer(scaled)  # takes over loss scaling: the inner one must not unscale
+    assert scaled.inner_optimizer.loss_scale_factor is None
     with pytest.raises(ValueError, match="clipnorm"):
         Lookahead("sgd", clipnorm=1.0)
     with pytest.raises(ValueError, match="sync_period"):
