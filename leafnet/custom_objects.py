@@ -3,7 +3,7 @@ so ``keras.saving.load_model`` can rebuild leafnet models (in safe mode)."""
 
 from leafnet.data.augment import RandomCropResize, RandomNoise
 from leafnet.train.losses import SigmoidFocalCrossEntropy
-from leafnet.train.optimizers import Lookahead, RAdam, Ranger
+from leafnet.train.optimizers import LayerwiseLR, Lookahead, RAdam, Ranger
 from leafnet.train.schedules import (
     Constant,
     ExponentialCyclicalLearningRate,
@@ -14,7 +14,7 @@ from leafnet.train.schedules import (
 )
 
 __all__ = [
-    "RandomCropResize", "RandomNoise", "SigmoidFocalCrossEntropy", "Lookahead", "RAdam", "Ranger",
+    "RandomCropResize", "RandomNoise", "SigmoidFocalCrossEntropy", "LayerwiseLR", "Lookahead", "RAdam", "Ranger",
     "Constant", "ExponentialCyclicalLearningRate", "OneCycle", "Triangular2CyclicalLearningRate",
     "TriangularCyclicalLearningRate", "WarmupCosineDecay",
 ]

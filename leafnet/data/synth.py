@@ -25,7 +25,7 @@ import math
 import numbers
 import os
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Callable, NoReturn, Optional, Union
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -96,7 +96,7 @@ _EARTH = (
 # --------------------------------------------------------------------------- errors
 
 
-def _fail(name: str, allowed: str, value: object) -> None:
+def _fail(name: str, allowed: str, value: object) -> NoReturn:
     raise ValueError(f"{name} must be {allowed}; received {name}={value!r}")
 
 
@@ -106,7 +106,6 @@ def _check_int(name: str, value: object, lo: int, hi: Optional[int] = None) -> i
         return int(value)
     allowed = f"an integer between {lo} and {hi}" if hi is not None else f"an integer >= {lo}"
     _fail(name, allowed, value)
-    raise AssertionError  # unreachable
 
 
 def _check_disease(disease: object) -> float:
@@ -114,7 +113,6 @@ def _check_disease(disease: object) -> float:
     if ok and 0.0 <= float(disease) <= 1.0:
         return float(disease)
     _fail("disease", "a probability between 0 and 1", disease)
-    raise AssertionError  # unreachable
 
 
 # ----------------------------------------------------------------------- geometry
@@ -122,7 +120,7 @@ def _check_disease(disease: object) -> float:
 # towards +y and is about one unit long.
 
 
-def _profile(w_right, w_left=None, n: int = 120, notch: float = 0.0) -> np.ndarray:
+def _profile(w_right, w_left=None, n: int = 120) -> np.ndarray:
     """Closed counter-clockwise outline from half-width functions w(t), t in [0, 1]."""
     u = np.linspace(0.0, 1.0, n)
     t = 0.5 - 0.5 * np.cos(np.pi * u)  # denser near base and tip
@@ -130,12 +128,7 @@ def _profile(w_right, w_left=None, n: int = 120, notch: float = 0.0) -> np.ndarr
     xl = np.maximum((w_left or w_right)(t), 0.0)
     right = np.stack([xr, t], axis=1)
     left = np.stack([-xl, t], axis=1)[::-1]
-    parts = [right]
-    if notch > 0.0:
-        parts.append(np.array([[0.0, 1.0 - notch]]))
-    parts.append(left)
-    poly = np.concatenate(parts)
-    return _dedupe(poly)
+    return _dedupe(np.concatenate([right, left]))
 
 
 def _polar(r_fun, center=(0.0, 0.0), n: int = 480) -> np.ndarray:
@@ -226,12 +219,11 @@ def _margin(
     return pts + normal * (amp * d * w)[:, None]
 
 
-def _pinnate_veins(w, ts, rise: float = 0.12, reach: float = 1.1, sides=(1, -1)) -> list:
-    """Secondary veins leaving the midrib at heights ts and reaching the margin."""
+def _pinnate_veins(w, ts, rise: float = 0.12, reach: float = 1.1) -> list:
+    """Pairs of secondary veins leaving the midrib at heights ts, reaching the margin."""
     veins = []
-    for k, t0 in enumerate(ts):
-        side = sides[k % len(sides)] if len(sides) == 1 else None
-        for sgn in (sides if side is None else (side,)):
+    for t0 in ts:
+        for sgn in (1, -1):
             t1 = min(t0 + rise, 0.97)
             x1 = float(w(np.array([t1]))[0]) * reach * sgn
             mid = (0.55 * x1, t0 + 0.7 * rise)
@@ -703,7 +695,7 @@ def _save_atomic(img: Image.Image, path: Path, fmt: str) -> None:
         if fmt == "JPEG":
             img.save(tmp, format=fmt, quality=92)
         else:
-            img.save(tmp, format=fmt)
+            img.save(tmp, format=fmt, compress_level=3)  # 3x faster than 6, files ~10% larger
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -8,7 +8,7 @@ to ``.keras`` and reload with ``keras.saving.load_model`` (after ``import leafne
 """
 
 from leafnet.train.losses import SigmoidFocalCrossEntropy
-from leafnet.train.optimizers import Lookahead, RAdam, Ranger
+from leafnet.train.optimizers import LayerwiseLR, Lookahead, RAdam, Ranger
 from leafnet.train.schedules import (
     Constant,
     ExponentialCyclicalLearningRate,
@@ -22,7 +22,7 @@ from leafnet.train.schedules import (
 RectifiedAdam = RAdam
 
 __all__ = [
-    "RAdam", "RectifiedAdam", "Lookahead", "Ranger", "SigmoidFocalCrossEntropy",
+    "RAdam", "RectifiedAdam", "Lookahead", "LayerwiseLR", "Ranger", "SigmoidFocalCrossEntropy",
     "TriangularCyclicalLearningRate", "Triangular2CyclicalLearningRate", "ExponentialCyclicalLearningRate",
     "WarmupCosineDecay", "OneCycle", "Constant",
 ]

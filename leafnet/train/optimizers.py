@@ -510,10 +510,10 @@ class LayerwiseLR(keras.optimizers.Optimizer):
         checked = {}
         for path, factor in multipliers.items():
             if not isinstance(path, str) or not path:
-                raise ValueError(f"{expected} Received the key {path!r} in: multipliers={multipliers!r}")
+                raise ValueError(f"{expected} Received a key {path!r} (type {type(path).__name__}).")
             if (isinstance(factor, bool) or not isinstance(factor, numbers.Real)
                     or not math.isfinite(factor) or factor < 0):
-                raise ValueError(f"{expected} Received {path!r}: {factor!r} in: multipliers={multipliers!r}")
+                raise ValueError(f"{expected} Received: multipliers[{path!r}]={factor!r}")
             checked[path] = float(factor)
         return checked
 

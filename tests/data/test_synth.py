@@ -71,12 +71,14 @@ def test_render_leaf_is_deterministic_and_respects_background():
     again = render_leaf(4, np.random.default_rng([0, 4, 0]), size=48, background="black")
     assert img.mode == "RGB" and img.size == (48, 48)
     assert np.array_equal(np.asarray(img), np.asarray(again))
-    # A black background leaves the corners dark; clutter does not.
     black = np.stack([np.asarray(render_leaf(s, np.random.default_rng(s), 48, "black")) for s in range(14)])
     clutter = np.stack([np.asarray(render_leaf(s, np.random.default_rng(s), 48, "clutter")) for s in range(14)])
-    corners = (slice(None), [0, 0, -1, -1], [0, -1, 0, -1])
-    assert black[corners].mean() < 20
-    assert clutter[corners].mean() > 25
+    # A black background leaves the border black; clutter is textured ground.
+    border = np.concatenate([black[:, :2].reshape(-1), black[:, -2:].reshape(-1)])
+    ground = np.concatenate([clutter[:, :2].reshape(-1, 3), clutter[:, -2:].reshape(-1, 3)]).astype(np.float64)
+    assert np.median(border) < 6
+    assert np.median(ground.mean(axis=1)) > 12
+    assert ground.mean(axis=1).std() > 4
 
 
 def _leaf_masks(species, n=24, size=48):
@@ -127,7 +129,7 @@ def test_disease_spots_add_brown_yellow_pixels():
             frac.append(((a[..., 0] >= a[..., 1]) & (a[..., 0] > a[..., 2] + 30) & (hsv[..., 2] > 40)).mean())
         return np.mean(frac)
 
-    assert spotty_fraction(1.0) > spotty_fraction(0.0) + 0.002
+    assert spotty_fraction(1.0) > spotty_fraction(0.0) + 0.01
 
 
 @pytest.mark.parametrize(
