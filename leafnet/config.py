@@ -88,6 +88,8 @@ class ModelConfig:
     backbone: str = setting("efficientnet-b0", "backbone name or alias (leafnet backbones lists them)")
     weights: str = setting("imagenet", "imagenet (downloaded once by Keras), none (random init), or a path to a "
                            ".keras / .weights.h5 file or a leafnet run folder")
+    pooling: str = setting("avg", "global pooling of the backbone's feature map (max suits objects on varied backgrounds)",
+                           choices=("avg", "max"))
     dense_units: int = setting(0, "units of the optional dense layer in the head (0: none)", ge=0, le=65536)
     activation: str = setting("relu", "activation of the head's dense layer", choices=("relu", "swish", "gelu", "mish", "elu", "tanh"))
     dropout: float = setting(0.2, "dropout rate before the classifier", ge=0.0, lt=1.0)

@@ -79,7 +79,8 @@ def build_classifier(spec: BackboneSpec, num_classes: int, image_size: int, mode
             x = aug(x)
     weights = "imagenet" if model_cfg.weights == "imagenet" else None
     x = _build_backbone_output(spec, x, weights)
-    x = layers.GlobalAveragePooling2D(name="head_pool")(x)
+    pool = layers.GlobalMaxPooling2D if model_cfg.pooling == "max" else layers.GlobalAveragePooling2D
+    x = pool(name="head_pool")(x)
     if model_cfg.head_batchnorm:
         # Momentum 0.9: the head often trains for a few hundred steps only (see simple-cnn).
         x = layers.BatchNormalization(momentum=0.9, name="head_bn")(x)
