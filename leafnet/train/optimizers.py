@@ -227,8 +227,57 @@ _BASE_DEFAULTS = {
 }
 
 
+class _ForwardsToInner:
+    """What a wrapper optimizer (Lookahead, LayerwiseLR) forwards to ``inner_optimizer``:
+    the learning rate (get and set, so plateau schedules and lr logging see the real
+    value), loss scaling, EMA and weight-decay exclusions. Mixed in before
+    ``keras.optimizers.Optimizer`` so these take precedence over the base class's."""
+
+    def stateless_apply(self, optimizer_variables, grads, trainable_variables):
+        raise NotImplementedError(f"{type(self).__name__} supports stateful `apply()` (the TensorFlow backend) only.")
+
+    @property
+    def learning_rate(self):
+        return self.inner_optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, learning_rate):
+        self.inner_optimizer.learning_rate = learning_rate
+
+    @property
+    def loss_scale_factor(self):
+        inner = self.__dict__.get("inner_optimizer")
+        return None if inner is None else inner.loss_scale_factor
+
+    @loss_scale_factor.setter
+    def loss_scale_factor(self, value):
+        # Set by the base constructor (before the inner optimizer exists: ignored) and by
+        # LossScaleOptimizer (None: the inner optimizer must not unscale a second time).
+        inner = self.__dict__.get("inner_optimizer")
+        if inner is not None:
+            inner.loss_scale_factor = value
+
+    def scale_loss(self, loss):
+        return self.inner_optimizer.scale_loss(loss)
+
+    @property
+    def _model_variables_moving_average(self):
+        # The inner optimizer's EMA (use_ema=True), for keras.callbacks.SwapEMAWeights when a
+        # LossScaleOptimizer wraps this one (it looks one `inner_optimizer` deep).
+        inner = self.__dict__.get("inner_optimizer")
+        if inner is None or not hasattr(inner, "_model_variables_moving_average"):
+            raise AttributeError("_model_variables_moving_average")
+        return inner._model_variables_moving_average
+
+    def finalize_variable_values(self, var_list):
+        self.inner_optimizer.finalize_variable_values(var_list)
+
+    def exclude_from_weight_decay(self, var_list=None, var_names=None):
+        self.inner_optimizer.exclude_from_weight_decay(var_list=var_list, var_names=var_names)
+
+
 @_register
-class Lookahead(keras.optimizers.Optimizer):
+class Lookahead(_ForwardsToInner, keras.optimizers.Optimizer):
     """Lookahead (Zhang et al. 2019) around any Keras optimizer.
 
     The inner ("fast") optimizer updates the weights every step. The wrapper keeps one
@@ -331,48 +380,6 @@ class Lookahead(keras.optimizers.Optimizer):
             ops.cond(ops.equal(ops.mod(step, self.sync_period), 0), sync, lambda: None)
             self._iterations.assign_add(1)
 
-    def stateless_apply(self, optimizer_variables, grads, trainable_variables):
-        raise NotImplementedError("Lookahead supports stateful `apply()` (the TensorFlow backend) only.")
-
-    @property
-    def learning_rate(self):
-        return self.inner_optimizer.learning_rate
-
-    @learning_rate.setter
-    def learning_rate(self, learning_rate):
-        self.inner_optimizer.learning_rate = learning_rate
-
-    @property
-    def loss_scale_factor(self):
-        inner = self.__dict__.get("inner_optimizer")
-        return None if inner is None else inner.loss_scale_factor
-
-    @loss_scale_factor.setter
-    def loss_scale_factor(self, value):
-        # Set by the base constructor (before the inner optimizer exists: ignored) and by
-        # LossScaleOptimizer (None: the inner optimizer must not unscale a second time).
-        inner = self.__dict__.get("inner_optimizer")
-        if inner is not None:
-            inner.loss_scale_factor = value
-
-    def scale_loss(self, loss):
-        return self.inner_optimizer.scale_loss(loss)
-
-    @property
-    def _model_variables_moving_average(self):
-        # The inner optimizer's EMA (use_ema=True), for keras.callbacks.SwapEMAWeights when a
-        # LossScaleOptimizer wraps this one (it looks one `inner_optimizer` deep).
-        inner = self.__dict__.get("inner_optimizer")
-        if inner is None or not hasattr(inner, "_model_variables_moving_average"):
-            raise AttributeError("_model_variables_moving_average")
-        return inner._model_variables_moving_average
-
-    def finalize_variable_values(self, var_list):
-        self.inner_optimizer.finalize_variable_values(var_list)
-
-    def exclude_from_weight_decay(self, var_list=None, var_names=None):
-        self.inner_optimizer.exclude_from_weight_decay(var_list=var_list, var_names=var_names)
-
     def get_config(self):
         return {
             "name": self.name,
@@ -447,7 +454,7 @@ _MISSING = object()
 
 
 @_register
-class LayerwiseLR(keras.optimizers.Optimizer):
+class LayerwiseLR(_ForwardsToInner, keras.optimizers.Optimizer):
     """Discriminative (per-variable) learning rates around any Keras optimizer.
 
     fastai's ``slice(lo, hi)`` and timm's layer decay for Keras 3: every step, the update
@@ -613,46 +620,6 @@ class LayerwiseLR(keras.optimizers.Optimizer):
                 scale([var for var, _, _ in before.values()])
         with keras.name_scope(self.name, caller=self):
             self._iterations.assign_add(1)
-
-    def stateless_apply(self, optimizer_variables, grads, trainable_variables):
-        raise NotImplementedError("LayerwiseLR supports stateful `apply()` (the TensorFlow backend) only.")
-
-    @property
-    def learning_rate(self):
-        return self.inner_optimizer.learning_rate
-
-    @learning_rate.setter
-    def learning_rate(self, learning_rate):
-        self.inner_optimizer.learning_rate = learning_rate
-
-    @property
-    def loss_scale_factor(self):
-        inner = self.__dict__.get("inner_optimizer")
-        return None if inner is None else inner.loss_scale_factor
-
-    @loss_scale_factor.setter
-    def loss_scale_factor(self, value):
-        # As in Lookahead: ignored from the base constructor, forwarded afterwards.
-        inner = self.__dict__.get("inner_optimizer")
-        if inner is not None:
-            inner.loss_scale_factor = value
-
-    def scale_loss(self, loss):
-        return self.inner_optimizer.scale_loss(loss)
-
-    @property
-    def _model_variables_moving_average(self):
-        # The inner optimizer's EMA, for keras.callbacks.SwapEMAWeights (see Lookahead).
-        inner = self.__dict__.get("inner_optimizer")
-        if inner is None or not hasattr(inner, "_model_variables_moving_average"):
-            raise AttributeError("_model_variables_moving_average")
-        return inner._model_variables_moving_average
-
-    def finalize_variable_values(self, var_list):
-        self.inner_optimizer.finalize_variable_values(var_list)
-
-    def exclude_from_weight_decay(self, var_list=None, var_names=None):
-        self.inner_optimizer.exclude_from_weight_decay(var_list=var_list, var_names=var_names)
 
     def get_config(self):
         return {

@@ -150,7 +150,7 @@ def test_oversample_mixup_gradual_unfreezing_fit(leaves, tmp_path, tiny_config):
     cfg = tiny_config(leaves, tmp_path / "g", transfer__epochs=2, finetune__epochs=4)
     cfg["data"]["balance"] = "oversample"
     cfg["augment"] = {"mixup": 0.2, "cutmix": 1.0, "mix_off_epochs": 1, "randaugment": 2}
-    cfg["finetune"].update(blocks=3, unfreeze_every=2, lr_decay=0.5)
+    cfg["finetune"].update(blocks=3, unfreeze_every=2, lr_decay=0.5, use_ema=True, ema_momentum=0.9)
     run = leafnet.fit(cfg)
     assert [int(r["epoch"]) for r in run.history] == [1, 2, 3, 4, 5, 6]
     assert np.isfinite(run.metrics["val_loss"])
