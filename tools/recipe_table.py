@@ -20,6 +20,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 VARIANTS = {
     "adam, crossentropy, constant (baseline)": {},
     "ranger": {"transfer.optimizer": "ranger", "finetune.optimizer": "ranger"},
+    "ranger-3x-lr (Lookahead halves the step)": {"transfer.optimizer": "ranger", "finetune.optimizer": "ranger",
+                                                 "transfer.lr": "3x", "finetune.lr": "3x"},
     "focal loss (gamma 2)": {"transfer.loss": "focal", "finetune.loss": "focal"},
     "label smoothing 0.1": {"transfer.label_smoothing": 0.1, "finetune.label_smoothing": 0.1},
     "triangular2 (lr .. 5 lr, half-cycle 2 epochs)": {"transfer.schedule": "triangular2", "transfer.max_lr": None,
@@ -46,6 +48,9 @@ def main(argv=None) -> int:
         flags = dict(overrides)
         if "transfer.max_lr" in flags:
             flags["transfer.max_lr"] = 5 * base.transfer.lr
+        for phase in ("transfer", "finetune"):
+            if flags.get(f"{phase}.lr") == "3x":
+                flags[f"{phase}.lr"] = 3 * getattr(base, phase).lr
         if args.epochs:
             flags["transfer.epochs"] = args.epochs
         flags["run.dir"] = str(Path(args.out) / name.split(" ")[0].strip(","))
