@@ -81,3 +81,17 @@ def test_config_prints_the_resolved_config(run_cli):
 def test_backbones_lists_the_registry(run_cli):
     code, out, err = run_cli("backbones")
     assert code == 0 and "efficientnet-b4" in out and "380" in out and "simple-cnn" in out
+
+
+def test_offline_imagenet_is_refused_before_the_run_folder_exists(run_cli, leaves, tmp_path, monkeypatch):
+    import socket
+
+    def no_network(*a, **k):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+    code, out, err = run_cli("fit", "--data", leaves, "--backbone", "b0", "--image-size", "32",
+                             "--run-dir", tmp_path / "r", "--quiet")
+    assert code == 2 and "could not download ImageNet weights" in err and "--weights none" in err
+    assert not (tmp_path / "r").exists()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 import os
 import time
@@ -162,8 +161,6 @@ def fit(config: Config | dict | str | os.PathLike | None = None, **flags: Any) -
                   "nothing to do")
         return Run(run.root)
 
-    import keras
-
     from leafnet.data.prepare import read_split, scan_and_split, summarize, write_split
     from leafnet.data.pipeline import ImageSet
     from leafnet.train.trainer import Trainer, plan_phases
@@ -174,6 +171,15 @@ def fit(config: Config | dict | str | os.PathLike | None = None, **flags: Any) -
         split = read_split(run)
     else:
         split = scan_and_split(cfg.data, cfg.run.seed, progress=bool(verbose))
+    classes = split.classes
+    train_paths, train_labels, train_hashes = split.subset(val=False)
+    val_paths, val_labels, val_hashes = split.subset(val=True)
+    if not val_paths:
+        raise DataError("the validation set is empty: use more images per class or a larger --val-split")
+    # The model (and its weights: an offline ImageNet download fails here) comes before the
+    # run folder, so a refused start leaves nothing behind.
+    model = build_model(cfg, spec, len(classes))
+    if not resuming:
         run.create()
         io_guard(lambda: write_split(run, split), f"the data files in {run.root}")
         io_guard(lambda: write_text(run.config, "# leafnet run config; `leafnet fit --config THIS` reproduces "
@@ -181,17 +187,11 @@ def fit(config: Config | dict | str | os.PathLike | None = None, **flags: Any) -
     if verbose:
         print(f"run folder: {run.root}  (if interrupted, rerun the same command with --run-dir {run.root} to resume)")
         print(summarize(split))
-    classes = split.classes
-    train_paths, train_labels, train_hashes = split.subset(val=False)
-    val_paths, val_labels, val_hashes = split.subset(val=True)
-    if not val_paths:
-        raise DataError("the validation set is empty: use more images per class or a larger --val-split")
     train = ImageSet(train_paths, train_labels, len(classes), size)
     val = ImageSet(val_paths, val_labels, len(classes), size)
     mode = train.cache(cfg.data.cache, run.cache, train_hashes, progress=bool(verbose), label="train")
     val.cache(mode, run.cache, val_hashes, progress=bool(verbose), label="val")
 
-    model = build_model(cfg, spec, len(classes))
     from_scratch = cfg.model.weights == "none"
     if from_scratch and cfg.transfer.epochs > 0 and verbose:
         print("warning: --weights none: the backbone starts from random weights, so the transfer phase trains the "
