@@ -114,6 +114,25 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--val-split", type=float, default=None, help="check the split this fraction would give")
     c.add_argument("--seed", type=int, default=None)
     c.add_argument("--json", dest="json_out", help="also write the report to this JSON file")
+
+    p = sub.add_parser("evaluate", help="metrics, confusion matrices and top losses of a run")
+    p.add_argument("run", help="run folder")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--data", help="a labelled folder with the run's class folders")
+    g.add_argument("--subset", default="val", choices=("train", "val"))
+    p.add_argument("--tta", action="store_true", help="average over the image and its horizontal/vertical flips")
+    p.add_argument("--top-k", type=int, default=5)
+
+    p = sub.add_parser("predict", help="classify images with a run or a .keras model; write a CSV")
+    p.add_argument("model", help="run folder or .keras file")
+    p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_FOLDERS")
+    p.add_argument("--out", required=True, help="CSV file to write")
+    p.add_argument("--top-k", type=int, default=3)
+
+    p = sub.add_parser("export", help="export a run: savedmodel, keras, or a submission folder")
+    p.add_argument("run", help="run folder")
+    p.add_argument("--format", default="savedmodel", choices=("savedmodel", "keras", "submission"))
+    p.add_argument("--out", help="export folder (default: RUN/export/FORMAT)")
     return parser
 
 
@@ -191,8 +210,36 @@ def cmd_data(args) -> int:
     raise LeafnetError("data needs a sub-command: synth or check (see: leafnet data --help)")
 
 
+def cmd_evaluate(args) -> int:
+    from leafnet.evaluate import evaluate, format_report
+
+    report = evaluate(args.run, subset=args.subset, data=args.data, tta=args.tta, top_k=args.top_k)
+    print(format_report(report))
+    print(f"report: {report['files']['report']}   predictions: {report['files']['predictions']}   "
+          f"plots: {os.path.dirname(report['files']['report'])}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from leafnet.predict import predict, write_predictions
+
+    results = predict(args.model, args.inputs, top_k=args.top_k)
+    write_predictions(args.out, results, args.top_k)
+    bad = sum(1 for r in results if r["error"])
+    print(f"predicted {len(results) - bad} image(s)" + (f", {bad} could not be read" if bad else "")
+          + f": {args.out}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from leafnet.export import export
+
+    print(f"exported ({args.format}): {export(args.run, format=args.format, out=args.out)}")
+    return 0
+
+
 COMMANDS = {"fit": cmd_fit, "config": cmd_config, "backbones": cmd_backbones, "data": cmd_data,
-            "lr-find": cmd_lr_find}
+            "lr-find": cmd_lr_find, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export}
 
 
 def _import_tensorflow_quietly() -> None:

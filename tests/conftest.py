@@ -51,3 +51,13 @@ def make_tiny_config(data, run_dir, **over):
         section, key = dotted.split("__")
         cfg.setdefault(section, {})[key] = value
     return cfg
+
+
+@pytest.fixture(scope="session")
+def shared_run(tmp_path_factory, leaves, tiny_config):
+    """``(Run, run_dir)``: one tiny run trained once per session, shared by the evaluate,
+    predict and export tests (which only read it)."""
+    import leafnet
+
+    run_dir = tmp_path_factory.mktemp("shared_run") / "run"
+    return leafnet.fit(tiny_config(leaves, run_dir)), run_dir

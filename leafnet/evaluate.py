@@ -1,0 +1,257 @@
+"""``leafnet evaluate``: a trained run on its train / val split or on another labelled folder.
+
+Writes to ``RUN/eval/``:
+
+- ``<subset>.json``: accuracy, mean per-class accuracy, per-class precision / recall / F1,
+  top-k accuracy, cross-entropy, the confusion matrix and the most-confused pairs;
+- ``<subset>_predictions.csv``: path, true, predicted, confidence, loss (highest loss first);
+- ``<subset>_confusion.png`` (counts), ``<subset>_confusion_normalized.png`` (row shares),
+  ``<subset>_top_losses.png`` (the 16 images with the highest loss).
+
+``subset`` is ``train``, ``val`` or, with ``data=DIR``, the folder's name.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from leafnet.errors import DataError, LeafnetError
+from leafnet.runs import RunDir, io_guard, is_run_dir, write_csv, write_json
+
+PREDICTIONS_HEADER = ["path", "true", "predicted", "confidence", "loss"]
+
+
+def run_image_size(run: RunDir, model=None) -> int:
+    """The square input size of a run: ``config.yaml`` ``data.image_size``, else the model's input."""
+    try:
+        import yaml
+
+        size = (yaml.safe_load(run.config.read_text(encoding="utf-8")) or {}).get("data", {}).get("image_size")
+        if size:
+            return int(size)
+    except (OSError, ValueError):
+        pass
+    if model is not None and model.input_shape[1]:
+        return int(model.input_shape[1])
+    raise LeafnetError(f"cannot tell the image size of run {run.root} (no data.image_size in config.yaml)")
+
+
+def load_run_model(run: RunDir):
+    if not run.model.is_file():
+        raise LeafnetError(f"{run.root} has no model.keras (is the run finished? see: leafnet fit --run-dir ...)")
+    from leafnet.runs import Run
+
+    return Run(run.root).load_model()
+
+
+def predict_probs(model, images, batch_size: int = 64, tta: bool = False) -> np.ndarray:
+    """Probabilities ``[N, C]`` of ``model`` on an :class:`~leafnet.data.pipeline.ImageSet`.
+
+    With ``tta``: the mean over the image, its horizontal flip and its vertical flip.
+    """
+    import tensorflow as tf
+
+    ds = images.dataset(batch_size).map(lambda x, y: x)
+    probs = model.predict(ds, verbose=0)
+    if tta:
+        for flip in (tf.image.flip_left_right, tf.image.flip_up_down):
+            probs = probs + model.predict(ds.map(flip), verbose=0)
+        probs = probs / 3.0
+    return np.asarray(probs, dtype=np.float64)
+
+
+def compute_metrics(y: np.ndarray, probs: np.ndarray, classes: Sequence[str], top_k: int = 5) -> dict:
+    """Every number of the evaluation report from labels ``y`` and probabilities ``probs``."""
+    y = np.asarray(y, dtype=np.int64)
+    n, c = probs.shape if len(probs) else (0, len(classes))
+    pred = probs.argmax(axis=1) if n else np.zeros(0, dtype=np.int64)
+    cm = np.zeros((c, c), dtype=np.int64)
+    np.add.at(cm, (y, pred), 1)
+    losses = -np.log(np.clip(probs[np.arange(n), y], 1e-12, 1.0)) if n else np.zeros(0)
+    k = max(1, min(int(top_k), c))
+    if n:
+        topk = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        topk_acc = float((topk == y[:, None]).any(axis=1).mean())
+    else:
+        topk_acc = float("nan")
+    per_class = {}
+    recalls = []
+    for i, name in enumerate(classes):
+        tp, support, predicted = int(cm[i, i]), int(cm[i].sum()), int(cm[:, i].sum())
+        precision = tp / predicted if predicted else None
+        recall = tp / support if support else None
+        f1 = (2 * precision * recall / (precision + recall) if precision and recall else
+              (0.0 if precision is not None and recall is not None else None))
+        per_class[name] = {"precision": precision, "recall": recall, "f1": f1, "support": support,
+                           "predicted": predicted}
+        if recall is not None:
+            recalls.append(recall)
+    pairs = [(int(cm[i, j]), i, j) for i in range(c) for j in range(c) if i != j and cm[i, j] > 0]
+    pairs.sort(key=lambda t: (-t[0], t[1], t[2]))
+    confused = [{"true": classes[i], "predicted": classes[j], "count": cnt,
+                 "share_of_true": cnt / int(cm[i].sum())} for cnt, i, j in pairs[:5]]
+    return {
+        "images": int(n),
+        "accuracy": float((pred == y).mean()) if n else float("nan"),
+        "mean_class_accuracy": float(np.mean(recalls)) if recalls else float("nan"),
+        "top_k": k, f"top_{k}_accuracy": topk_acc,
+        "loss": float(losses.mean()) if n else float("nan"),
+        "per_class": per_class,
+        "classes": list(classes),
+        "confusion": cm.tolist(),
+        "most_confused": confused,
+    }, pred, losses
+
+
+def plot_confusion_normalized(matrix: np.ndarray, classes: Sequence[str], path, title: str = "") -> None:
+    """Row-normalised confusion matrix: each cell is the share of its true class."""
+    from leafnet.plots import _pyplot, _save
+
+    plt = _pyplot()
+    matrix = np.asarray(matrix)
+    n = len(classes)
+    rows = matrix.sum(axis=1, keepdims=True)
+    share = np.divide(matrix, rows, out=np.zeros_like(matrix, dtype=float), where=rows > 0)
+    side = max(5.0, 0.5 * n + 2.5)
+    fig, ax = plt.subplots(figsize=(side + 1.2, side))
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+    ax.set_xticks(range(n), classes, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(n), classes, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(n):
+        for j in range(n):
+            if matrix[i, j]:
+                ax.text(j, i, f"{share[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if share[i, j] > 0.5 else "black")
+    ax.set_title(title or "confusion matrix (row-normalised)")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_top_losses(rows: Sequence[dict], path, n: int = 16, title: str = "") -> None:
+    """A grid of the ``n`` highest-loss images: true / predicted / confidence in each title."""
+    from PIL import Image
+
+    from leafnet.plots import _pyplot, _save
+
+    plt = _pyplot()
+    rows = list(rows)[:n]
+    cols = 4
+    nrows = max(1, -(-len(rows) // cols))
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 3.4 * nrows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, r in zip(axes.ravel(), rows):
+        try:
+            with Image.open(r["path"]) as im:
+                ax.imshow(np.asarray(im.convert("RGB")))
+        except Exception:  # noqa: BLE001 - a picture that PIL cannot show is still listed
+            ax.text(0.5, 0.5, "(cannot show)", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title(f"true: {r['true']}\npred: {r['predicted']} ({r['confidence']:.2f})\nloss {r['loss']:.2f}",
+                     fontsize=8, color="black" if r["true"] == r["predicted"] else "darkred")
+    fig.suptitle(title or f"top {len(rows)} losses")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _subset_files(run: RunDir, subset: str, data, classes: list[str]) -> tuple[str, list[str], np.ndarray]:
+    if data is not None:
+        from leafnet.data.scan import scan_folder
+
+        scan = scan_folder(data, classes=classes)
+        name = Path(data).resolve().name or "data"
+        return name, scan.files, np.asarray(scan.labels, dtype=np.int64)
+    if subset not in ("train", "val"):
+        raise LeafnetError(f"subset must be 'train' or 'val' (or give a labelled folder with --data); received {subset!r}")
+    from leafnet.data.prepare import read_split
+
+    split = read_split(run)
+    paths, labels, _ = split.subset(val=subset == "val")
+    if not paths:
+        raise DataError(f"the {subset} subset of {run.root} is empty")
+    return subset, paths, np.asarray(labels, dtype=np.int64)
+
+
+def evaluate(run_dir: str | os.PathLike, subset: str = "val", data: str | os.PathLike | None = None,
+             tta: bool = False, top_k: int = 5, batch_size: int = 64, plots: bool = True) -> dict:
+    """Evaluate a finished run; write ``RUN/eval/<subset>.*``; return the report (``<subset>.json``).
+
+    Args:
+        run_dir: the run folder.
+        subset: ``"train"`` or ``"val"`` (the run's split), ignored when ``data`` is given.
+        data: a labelled folder whose class folders match the run's ``classes.json``.
+        tta: average the probabilities over the image and its horizontal and vertical flips.
+        top_k: k of the top-k accuracy.
+    """
+    run = RunDir(run_dir)
+    if not is_run_dir(run.root):
+        raise LeafnetError(f"{run.root} is not a leafnet run folder (no config.yaml / classes.json)")
+    classes = run.read_classes()
+    name, paths, labels = _subset_files(run, subset, data, classes)
+    model = load_run_model(run)
+    size = run_image_size(run, model)
+
+    from leafnet.data.pipeline import ImageSet, choose_cache
+
+    images = ImageSet(paths, labels, len(classes), size)
+    mode = choose_cache("auto", len(images), size)
+    images.cache("memory" if mode == "memory" else "none")
+    probs = predict_probs(model, images, batch_size=batch_size, tta=tta)
+    report, pred, losses = compute_metrics(labels, probs, classes, top_k=top_k)
+    conf = probs[np.arange(len(pred)), pred]
+    order = np.argsort(-losses, kind="stable")
+    rows = [{"path": paths[i], "true": classes[labels[i]], "predicted": classes[pred[i]],
+             "confidence": float(conf[i]), "loss": float(losses[i])} for i in order]
+
+    out = run.root / "eval"
+    files = {"report": out / f"{name}.json", "predictions": out / f"{name}_predictions.csv"}
+    if plots:
+        files.update(confusion=out / f"{name}_confusion.png",
+                     confusion_normalized=out / f"{name}_confusion_normalized.png",
+                     top_losses=out / f"{name}_top_losses.png")
+    report = {"run": str(run.root), "subset": name, "data": str(Path(data).resolve()) if data else None,
+              "tta": bool(tta), "image_size": size, **report,
+              "files": {k: str(v) for k, v in files.items()}}
+
+    def write():
+        write_csv(files["predictions"], PREDICTIONS_HEADER,
+                  ([r["path"], r["true"], r["predicted"], f"{r['confidence']:.6f}", f"{r['loss']:.6f}"]
+                   for r in rows))
+        if plots:
+            from leafnet.plots import plot_confusion
+
+            cm = np.array(report["confusion"])
+            title = f"{name} ({len(rows)} images{', TTA' if tta else ''}), accuracy {report['accuracy']:.3f}"
+            plot_confusion(cm, classes, files["confusion"], title=title)
+            plot_confusion_normalized(cm, classes, files["confusion_normalized"], title=title + " (row shares)")
+            plot_top_losses(rows, files["top_losses"], title=f"{name}: the {min(16, len(rows))} highest losses")
+        write_json(files["report"], report)
+
+    io_guard(write, f"the evaluation files in {out}")
+    return report
+
+
+def _fmt(x) -> str:
+    return "    -" if x is None else f"{x:5.3f}"
+
+
+def format_report(report: dict) -> str:
+    """The console table of :func:`evaluate`'s report."""
+    k = report["top_k"]
+    lines = [f"{report['subset']}: {report['images']} images{' (TTA)' if report['tta'] else ''}",
+             f"accuracy {report['accuracy']:.4f}   mean per-class accuracy {report['mean_class_accuracy']:.4f}   "
+             f"top-{k} accuracy {report[f'top_{k}_accuracy']:.4f}   loss {report['loss']:.4f}", ""]
+    width = max([5] + [len(c) for c in report["classes"]])
+    lines.append(f"{'class':{width}}  precision  recall     f1  support")
+    for c, m in report["per_class"].items():
+        lines.append(f"{c:{width}}      {_fmt(m['precision'])}   {_fmt(m['recall'])}  {_fmt(m['f1'])}  {m['support']:7d}")
+    if report["most_confused"]:
+        lines += ["", "most confused (true -> predicted: count):"]
+        lines += [f"  {p['true']} -> {p['predicted']}: {p['count']}" for p in report["most_confused"]]
+    return "\n".join(lines)

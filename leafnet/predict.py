@@ -1,0 +1,181 @@
+"""``leafnet predict``: classify image files with a run (or a bare ``.keras`` model).
+
+Each file is decoded once with the training decoder (TensorFlow) and resized exactly as
+training does; a file that cannot be read or decoded gets a row with its error and no
+class, and the others are still predicted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from leafnet.errors import LeafnetError
+from leafnet.runs import RunDir, is_run_dir, write_csv
+
+CHUNK = 256          # files decoded and predicted together
+BATCH = 64
+PROGRESS_OVER = 200  # show a progress bar above this many files
+
+
+def expand_paths(inputs: Sequence[str | os.PathLike]) -> list[str]:
+    """Files in input order; a folder becomes its image files, recursively, in sorted order."""
+    from leafnet.data.scan import IMAGE_EXTENSIONS
+
+    out: list[str] = []
+    for item in inputs:
+        p = str(item)
+        if os.path.isdir(p):
+            found = []
+            for dirpath, dirnames, filenames in os.walk(p):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__MACOSX")
+                for name in filenames:
+                    if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+                        found.append(os.path.join(dirpath, name))
+            out.extend(sorted(found))
+        else:
+            out.append(p)
+    return out
+
+
+def load_predictor(model_or_run: Any) -> tuple[Any, list[str], int]:
+    """``(keras model, class names, image size)`` from a Keras model, a Run, a run folder or a ``.keras`` file.
+
+    For a bare ``.keras`` file the class names come from a ``classes.json`` beside it, else
+    they are the class indices (``"0"``, ``"1"``, ...).
+    """
+    from leafnet.runs import Run
+
+    classes = None
+    if isinstance(model_or_run, Run):
+        model_or_run = model_or_run.root
+    if isinstance(model_or_run, (str, os.PathLike)):
+        path = Path(model_or_run)
+        if path.is_dir():
+            if not is_run_dir(path):
+                raise LeafnetError(f"{path} is not a leafnet run folder (no config.yaml / classes.json)")
+            run = RunDir(path)
+            if not run.model.is_file():
+                raise LeafnetError(f"{run.root} has no model.keras (is the run finished?)")
+            classes = run.read_classes()
+            path = run.model
+        elif not path.is_file():
+            raise LeafnetError(f"model not found: {path} (give a run folder or a .keras file)")
+        elif path.suffix != ".keras":
+            raise LeafnetError(f"{path} is not a .keras model (give a run folder or a .keras file)")
+        elif (path.parent / "classes.json").is_file():
+            try:
+                classes = json.loads((path.parent / "classes.json").read_text(encoding="utf-8"))
+            except ValueError as e:
+                raise LeafnetError(f"cannot read {path.parent / 'classes.json'}: {e}") from None
+        import keras
+
+        import leafnet.custom_objects  # noqa: F401
+
+        try:
+            model = keras.saving.load_model(path, safe_mode=True)
+        except Exception as e:  # noqa: BLE001 - any load failure is the user's file
+            raise LeafnetError(f"cannot load {path}: {e}") from None
+    else:
+        model = model_or_run
+    size = model.input_shape[1]
+    if not size:
+        raise LeafnetError("the model has no fixed input size; cannot tell how to resize the images")
+    n = int(model.output_shape[-1])
+    if classes is None:
+        classes = [str(i) for i in range(n)]
+    if len(classes) != n:
+        raise LeafnetError(f"classes.json names {len(classes)} classes but the model has {n} outputs")
+    return model, list(classes), int(size)
+
+
+def _decode(path: str, size: int):
+    """uint8 ``[size, size, 3]`` or an error message."""
+    import tensorflow as tf
+
+    from leafnet.data.pipeline import decode_image, resize_uint8
+    from leafnet.data.scan import clean_tf_error
+
+    try:
+        with open(path, "rb") as f:
+            contents = f.read()
+    except OSError as e:
+        return None, f"cannot read file: {e.strerror or e}"
+    try:
+        img = decode_image(tf.constant(contents))
+        if min(img.shape[:2]) <= 0:
+            return None, "image has no pixels"
+        return resize_uint8(img, size).numpy(), None
+    except (tf.errors.OpError, ValueError) as e:
+        return None, f"cannot decode: {clean_tf_error(e)}"
+
+
+def predict(model_or_run: Any, paths: Sequence[str | os.PathLike], top_k: int = 3,
+            progress: bool | None = None) -> list[dict]:
+    """Classify image files (folders are expanded to their images, recursively, sorted).
+
+    Returns:
+        One dict per file, in input order: ``path``, ``class``, ``confidence``, ``top``
+        (``[(class, probability), ...]``, k long), ``probabilities`` (numpy ``[C]``) and
+        ``error`` (``""``, or why the file could not be read; then ``class`` is ``""``).
+    """
+    model, classes, size = load_predictor(model_or_run)
+    files = expand_paths(paths)
+    k = max(1, min(int(top_k), len(classes)))
+    if progress is None:
+        progress = len(files) > PROGRESS_OVER
+    bar = None
+    if progress:
+        import keras
+
+        bar = keras.utils.Progbar(len(files), unit_name="image")
+    results: list[dict] = []
+    for start in range(0, len(files), CHUNK):
+        chunk = files[start:start + CHUNK]
+        decoded = [_decode(p, size) for p in chunk]
+        good = [i for i, (img, _) in enumerate(decoded) if img is not None]
+        probs = np.zeros((0, len(classes)))
+        if good:
+            x = np.stack([decoded[i][0] for i in good]).astype("float32")
+            probs = np.concatenate([np.asarray(model(x[j:j + BATCH], training=False))
+                                    for j in range(0, len(x), BATCH)])
+        row_of = {i: r for r, i in enumerate(good)}
+        for i, p in enumerate(chunk):
+            if i in row_of:
+                pr = probs[row_of[i]]
+                top = np.argsort(-pr, kind="stable")[:k]
+                results.append({"path": p, "class": classes[top[0]], "confidence": float(pr[top[0]]),
+                                "top": [(classes[t], float(pr[t])) for t in top], "probabilities": pr,
+                                "error": ""})
+            else:
+                results.append({"path": p, "class": "", "confidence": None, "top": [], "probabilities": None,
+                                "error": decoded[i][1]})
+        if bar:
+            bar.update(min(start + CHUNK, len(files)))
+    return results
+
+
+def csv_header(top_k: int) -> list[str]:
+    header = ["path", "class", "confidence"]
+    for i in range(2, top_k + 1):
+        header += [f"top{i}_class", f"top{i}_confidence"]
+    return header + ["error"]
+
+
+def write_predictions(path: str | os.PathLike, results: list[dict], top_k: int) -> None:
+    """The predictions CSV (atomic, spreadsheet formulas escaped)."""
+    k = max([len(r["top"]) for r in results] + [0]) or max(1, top_k)   # top_k clipped to the class count
+    rows = []
+    for r in results:
+        cells = [r["path"], r["class"], "" if r["confidence"] is None else f"{r['confidence']:.6f}"]
+        for i in range(1, k):
+            if i < len(r["top"]):
+                cells += [r["top"][i][0], f"{r['top'][i][1]:.6f}"]
+            else:
+                cells += ["", ""]
+        rows.append(cells + [r["error"]])
+    write_csv(path, csv_header(k), rows)
