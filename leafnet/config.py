@@ -259,7 +259,7 @@ def _check_bounds(key: str, value: Any, meta: dict) -> None:
             raise ConfigError(f"{key} must be {sym} {bound:g}; received {value!r}")
 
 
-def _unknown(key: str, name: str, allowed: typing.Iterable[str]) -> ConfigError:
+def _unknown(key: str, allowed: typing.Iterable[str]) -> ConfigError:
     allowed = list(allowed)
     close = difflib.get_close_matches(key, allowed, n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
@@ -274,7 +274,7 @@ def _apply_section(section_obj: Any, section: str, values: Any) -> None:
     for name, value in values.items():
         key = f"{section}.{name}"
         if name not in fields:
-            raise _unknown(key, str(name), [f"{section}.{n}" for n in fields])
+            raise _unknown(key, [f"{section}.{n}" for n in fields])
         coerced = _canonical_choice(_coerce(key, value, hints[name]), fields[name].metadata)
         _check_bounds(key, coerced, fields[name].metadata)
         setattr(section_obj, name, coerced)
@@ -288,7 +288,7 @@ def apply_dict(cfg: Config, values: Any, origin: str = "config") -> Config:
         raise ConfigError(f"{origin} must be a mapping of sections ({', '.join(SECTIONS)}); received {type(values).__name__}")
     for section, section_values in values.items():
         if section not in SECTIONS:
-            raise _unknown(str(section), str(section), SECTIONS)
+            raise _unknown(str(section), SECTIONS)
         _apply_section(getattr(cfg, section), section, section_values)
     return cfg
 

@@ -98,7 +98,6 @@ class RunDir:
     plots = property(lambda self: self.root / "plots")
     backup = property(lambda self: self.root / "backup")
     cache = property(lambda self: self.root / "cache")
-    done = property(lambda self: self.root / "metrics.json")
 
     def create(self) -> "RunDir":
         try:
