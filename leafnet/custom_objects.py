@@ -2,19 +2,7 @@
 so ``keras.saving.load_model`` can rebuild leafnet models (in safe mode)."""
 
 from leafnet.data.augment import RandomCropResize, RandomNoise
-from leafnet.train.losses import SigmoidFocalCrossEntropy
-from leafnet.train.optimizers import LayerwiseLR, Lookahead, RAdam, Ranger
-from leafnet.train.schedules import (
-    Constant,
-    ExponentialCyclicalLearningRate,
-    OneCycle,
-    Triangular2CyclicalLearningRate,
-    TriangularCyclicalLearningRate,
-    WarmupCosineDecay,
-)
+from leafnet.train import *  # noqa: F401,F403  (optimizers, schedules, losses)
+from leafnet.train import __all__ as _train_objects
 
-__all__ = [
-    "RandomCropResize", "RandomNoise", "SigmoidFocalCrossEntropy", "LayerwiseLR", "Lookahead", "RAdam", "Ranger",
-    "Constant", "ExponentialCyclicalLearningRate", "OneCycle", "Triangular2CyclicalLearningRate",
-    "TriangularCyclicalLearningRate", "WarmupCosineDecay",
-]
+__all__ = ["RandomCropResize", "RandomNoise", *_train_objects]

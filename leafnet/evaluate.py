@@ -107,33 +107,6 @@ def compute_metrics(y: np.ndarray, probs: np.ndarray, classes: Sequence[str], to
     }, pred, losses
 
 
-def plot_confusion_normalized(matrix: np.ndarray, classes: Sequence[str], path, title: str = "") -> None:
-    """Row-normalised confusion matrix: each cell is the share of its true class."""
-    from leafnet.plots import _pyplot, _save
-
-    plt = _pyplot()
-    matrix = np.asarray(matrix)
-    n = len(classes)
-    rows = matrix.sum(axis=1, keepdims=True)
-    share = np.divide(matrix, rows, out=np.zeros_like(matrix, dtype=float), where=rows > 0)
-    side = max(5.0, 0.5 * n + 2.5)
-    fig, ax = plt.subplots(figsize=(side + 1.2, side))
-    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
-    ax.set_xticks(range(n), classes, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(n), classes, fontsize=8)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    for i in range(n):
-        for j in range(n):
-            if matrix[i, j]:
-                ax.text(j, i, f"{share[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                        color="white" if share[i, j] > 0.5 else "black")
-    ax.set_title(title or "confusion matrix (row-normalised)")
-    fig.tight_layout()
-    _save(fig, path)
-
-
 def plot_top_losses(rows: Sequence[dict], path, n: int = 16, title: str = "") -> None:
     """A grid of the ``n`` highest-loss images: true / predicted / confidence in each title."""
     from PIL import Image
@@ -229,7 +202,7 @@ def evaluate(run_dir: str | os.PathLike, subset: str = "val", data: str | os.Pat
             cm = np.array(report["confusion"])
             title = f"{name} ({len(rows)} images{', TTA' if tta else ''}), accuracy {report['accuracy']:.3f}"
             plot_confusion(cm, classes, files["confusion"], title=title)
-            plot_confusion_normalized(cm, classes, files["confusion_normalized"], title=title + " (row shares)")
+            plot_confusion(cm, classes, files["confusion_normalized"], title=title + " (row shares)", normalized=True)
             plot_top_losses(rows, files["top_losses"], title=f"{name}: the {min(16, len(rows))} highest losses")
         write_json(files["report"], report)
 

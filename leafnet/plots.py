@@ -65,8 +65,10 @@ def plot_curves(history: Sequence[dict], path: str | os.PathLike, title: str = "
     _save(fig, path)
 
 
-def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: str | os.PathLike, title: str = "") -> None:
-    """Counts in each cell, colour by row-normalised share (readable with 14+ classes)."""
+def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: str | os.PathLike, title: str = "",
+                   normalized: bool = False) -> None:
+    """Colour by row-normalised share (readable with 14+ classes); each cell shows its count,
+    or with ``normalized`` its share of the true class."""
     plt = _pyplot()
     matrix = np.asarray(matrix)
     n = len(classes)
@@ -83,8 +85,9 @@ def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: str | os.Pa
     for i in range(n):
         for j in range(n):
             if matrix[i, j]:
-                ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=7,
+                text = f"{share[i, j]:.2f}" if normalized else str(int(matrix[i, j]))
+                ax.text(j, i, text, ha="center", va="center", fontsize=7,
                         color="white" if share[i, j] > 0.5 else "black")
-    ax.set_title(title or "confusion matrix")
+    ax.set_title(title or ("confusion matrix (row-normalised)" if normalized else "confusion matrix"))
     fig.tight_layout()
     _save(fig, path)

@@ -228,10 +228,24 @@ _BASE_DEFAULTS = {
 
 
 class _ForwardsToInner:
-    """What a wrapper optimizer (Lookahead, LayerwiseLR) forwards to ``inner_optimizer``:
-    the learning rate (get and set, so plateau schedules and lr logging see the real
+    """What a wrapper optimizer (Lookahead, LayerwiseLR) shares with ``inner_optimizer``:
+    its variables (own first, then the inner ones, so ``.keras`` files restore both), the learning rate (get and set, so plateau schedules and lr logging see the real
     value), loss scaling, EMA and weight-decay exclusions. Mixed in before
     ``keras.optimizers.Optimizer`` so these take precedence over the base class's."""
+
+    @property
+    def variables(self):
+        return self._variables + self.inner_optimizer.variables
+
+    def set_weights(self, weights):
+        """Set the wrapper's and the inner optimizer's variables (in ``variables`` order)."""
+        if not self.built:
+            raise ValueError("Call `optimizer.build(trainable_variables)` before `set_weights()`.")
+        variables = self.variables
+        if len(weights) != len(variables):
+            raise ValueError(f"Expected {len(variables)} arrays, received {len(weights)}.")
+        for variable, weight in zip(variables, weights):
+            variable.assign(weight)
 
     def stateless_apply(self, optimizer_variables, grads, trainable_variables):
         raise NotImplementedError(f"{type(self).__name__} supports stateful `apply()` (the TensorFlow backend) only.")
@@ -331,20 +345,6 @@ class Lookahead(_ForwardsToInner, keras.optimizers.Optimizer):
         super().build(var_list)
         self.inner_optimizer.build(var_list)
         self._slow_weights = self.add_optimizer_variables(var_list, "slow")
-
-    @property
-    def variables(self):
-        return self._variables + self.inner_optimizer.variables
-
-    def set_weights(self, weights):
-        """Set the wrapper's and the inner optimizer's variables (in ``variables`` order)."""
-        if not self.built:
-            raise ValueError("Call `optimizer.build(trainable_variables)` before `set_weights()`.")
-        variables = self.variables
-        if len(weights) != len(variables):
-            raise ValueError(f"Expected {len(variables)} arrays, received {len(weights)}.")
-        for variable, weight in zip(variables, weights):
-            variable.assign(weight)
 
     def apply(self, grads, trainable_variables=None):
         if len(grads) == 0:
@@ -548,20 +548,6 @@ class LayerwiseLR(_ForwardsToInner, keras.optimizers.Optimizer):
                 "Paths are `keras.Variable.path` values.",
                 stacklevel=2,
             )
-
-    @property
-    def variables(self):
-        return self._variables + self.inner_optimizer.variables
-
-    def set_weights(self, weights):
-        """Set the wrapper's and the inner optimizer's variables (in ``variables`` order)."""
-        if not self.built:
-            raise ValueError("Call `optimizer.build(trainable_variables)` before `set_weights()`.")
-        variables = self.variables
-        if len(weights) != len(variables):
-            raise ValueError(f"Expected {len(variables)} arrays, received {len(weights)}.")
-        for variable, weight in zip(variables, weights):
-            variable.assign(weight)
 
     def _update_target(self):
         """The optimizer that computes the updates: below Lookahead / LossScaleOptimizer /
