@@ -6,6 +6,7 @@ User mistakes end with one line on stderr (``error: ...``) and exit status 2.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from typing import Sequence
@@ -64,7 +65,7 @@ TRAIN_FLAGS = {
 }
 
 
-def _add_train_flags(p: argparse.ArgumentParser) -> None:
+def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML config (see: leafnet config)")
     p.add_argument("--demo", action="store_true", help="train on the embedded synthetic leaves")
     for flag, (keys, tp, help_) in TRAIN_FLAGS.items():
@@ -83,16 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fit", help="train a classifier (transfer phase, then fine-tune phase)",
                        description="Train a classifier on a folder of class sub-folders.")
-    _add_train_flags(p)
+    add_train_flags(p)
 
     p = sub.add_parser("config", help="print the config that fit would use (defaults, documented)")
-    _add_train_flags(p)
+    add_train_flags(p)
 
     sub.add_parser("backbones", help="list the backbones, their default sizes and blocks")
 
     p = sub.add_parser("lr-find", help="learning-rate range test: a plot and a suggested lr",
                        description="Grow the lr exponentially over a few hundred steps and plot the loss (fastai's lr_find).")
-    _add_train_flags(p)
+    add_train_flags(p)
     p.add_argument("--phase", default="transfer", choices=("transfer", "finetune"))
     p.add_argument("--start-lr", type=float, default=1e-7)
     p.add_argument("--end-lr", type=float, default=10.0)
@@ -133,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run folder")
     p.add_argument("--format", default="savedmodel", choices=("savedmodel", "keras", "submission"))
     p.add_argument("--out", help="export folder (default: RUN/export/FORMAT)")
+
+    for module in EXTENSIONS:
+        COMMANDS.update(importlib.import_module(module).register(sub))
     return parser
 
 
@@ -140,7 +144,7 @@ def _dest(keys: str | tuple[str, ...]) -> str:
     return keys if isinstance(keys, str) else "+".join(keys)
 
 
-def _flags(args: argparse.Namespace) -> dict:
+def train_flags(args: argparse.Namespace) -> dict:
     flags = {}
     for keys, _, _ in TRAIN_FLAGS.values():
         value = getattr(args, _dest(keys))
@@ -156,7 +160,7 @@ def _flags(args: argparse.Namespace) -> dict:
 def cmd_fit(args) -> int:
     from leafnet.config import load_config
 
-    cfg = load_config(args.config, flags=_flags(args), overrides=args.overrides)
+    cfg = load_config(args.config, flags=train_flags(args), overrides=args.overrides)
     from leafnet.train.fit import fit
 
     fit(cfg)
@@ -167,7 +171,7 @@ def cmd_lr_find(args) -> int:
     from leafnet.config import load_config
     from leafnet.train.lr_find import lr_find
 
-    cfg = load_config(args.config, flags=_flags(args), overrides=args.overrides)
+    cfg = load_config(args.config, flags=train_flags(args), overrides=args.overrides)
     r = lr_find(cfg, phase=args.phase, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps, out=args.out)
     print(f"suggested lr (valley): {r.suggested_lr:.3g}   lr at the minimum / 10: {r.min_lr_div10:.3g}")
     print(f"plot: {r.out / 'lr_find.png'}   values: {r.out / 'lr_find.csv'}")
@@ -177,7 +181,7 @@ def cmd_lr_find(args) -> int:
 def cmd_config(args) -> int:
     from leafnet.config import describe, load_config
 
-    cfg = load_config(args.config, flags=_flags(args), overrides=args.overrides)
+    cfg = load_config(args.config, flags=train_flags(args), overrides=args.overrides)
     print(describe(cfg))
     return 0
 
@@ -237,6 +241,11 @@ def cmd_export(args) -> int:
     print(f"exported ({args.format}): {export(args.run, format=args.format, out=args.out)}")
     return 0
 
+
+# Modules that add their own sub-commands: each has ``register(subparsers) -> {name: handler}``,
+# builds its parsers with ``add_train_flags`` / ``train_flags`` from here, and imports nothing
+# heavy (TensorFlow) at module level.
+EXTENSIONS: tuple[str, ...] = ()
 
 COMMANDS = {"fit": cmd_fit, "config": cmd_config, "backbones": cmd_backbones, "data": cmd_data,
             "lr-find": cmd_lr_find, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export}
