@@ -25,6 +25,33 @@ _LAZY = {
 __all__ = sorted(_LAZY) + ["__version__"]
 
 
+# The modules that define leafnet's registered Keras objects (layers, optimizers, losses,
+# schedules). Each imports keras and nothing of leafnet's that imports keras.
+_KERAS_OBJECT_MODULES = ("leafnet.data.augment", "leafnet.train.losses", "leafnet.train.optimizers",
+                         "leafnet.train.schedules")
+
+
+def _register_keras_objects(_keras) -> None:
+    import importlib
+    import sys
+
+    for name in _KERAS_OBJECT_MODULES:
+        if name not in sys.modules:  # one being imported right now registers its objects itself
+            importlib.import_module(name)
+
+
+def _install_registration_hook() -> None:
+    """Register leafnet's Keras objects as soon as Keras is imported (at once if it already is),
+    so ``keras.saving.load_model("best.keras")`` works after ``import leafnet`` without
+    ``import leafnet`` itself paying for TensorFlow."""
+    import wrapt
+
+    wrapt.register_post_import_hook(_register_keras_objects, "keras")
+
+
+_install_registration_hook()
+
+
 def __getattr__(name: str):
     if name in _LAZY:
         import importlib

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import sys
 from typing import Sequence
@@ -130,9 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="CSV file to write")
     p.add_argument("--top-k", type=int, default=3)
 
-    p = sub.add_parser("export", help="export a run: savedmodel, keras, or a submission folder")
+    p = sub.add_parser("export", help="export a run: savedmodel, keras, tflite, onnx, or a submission folder")
     p.add_argument("run", help="run folder")
-    p.add_argument("--format", default="savedmodel", choices=("savedmodel", "keras", "submission"))
+    p.add_argument("--format", default="savedmodel", choices=("savedmodel", "keras", "tflite", "onnx", "submission"))
+    p.add_argument("--quantize", default="none", choices=("none", "float16", "dynamic"),
+                   help="tflite only: float16 weights, or dynamic-range int8 weights (accuracy change in model_card.json)")
     p.add_argument("--out", help="export folder (default: RUN/export/FORMAT)")
 
     for module in EXTENSIONS:
@@ -238,7 +241,13 @@ def cmd_predict(args) -> int:
 def cmd_export(args) -> int:
     from leafnet.export import export
 
-    print(f"exported ({args.format}): {export(args.run, format=args.format, out=args.out)}")
+    target = export(args.run, format=args.format, out=args.out, quantize=args.quantize)
+    print(f"exported ({args.format}): {target}")
+    parity = json.loads((target / "model_card.json").read_text(encoding="utf-8")).get("parity")
+    if isinstance(parity, dict) and parity.get("images"):
+        print(f"checked on {parity['images']} validation images: largest probability difference "
+              f"{parity['max_abs_diff']:.2g}, same class {parity['same_class']:.2%}, val accuracy "
+              f"{parity['keras_val_accuracy']:.4f} (keras) -> {parity['export_val_accuracy']:.4f} ({args.format})")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""``leafnet export``: a run as a SavedModel, a ``.keras`` copy, or a self-contained submission folder.
+"""``leafnet export``: a run as a SavedModel, a ``.keras`` copy, TFLite, ONNX, or a submission folder.
 
 The SavedModel carries its preprocessing (the training pipeline's antialiased bilinear
 resize and rounding to uint8) and calls the Keras model with ``training=False`` (no
@@ -7,6 +7,13 @@ augmentation). Two signatures, both returning ``probabilities [N, C]``, ``class_
 
 - ``serving_default``: ``images``, float32 ``[N, H, W, 3]`` 0..255, any H and W;
 - ``serving_bytes``: ``images``, string ``[N]`` of encoded JPEG / PNG / BMP / GIF files.
+
+TFLite (``model.tflite``) and ONNX (``model.onnx``) take float32 ``images [N, S, S, 3]``, 0..255,
+already resized to the run's size S, and return ``probabilities [N, C]``; the model's
+preprocessing is inside, its augmentation block is stripped. Both are checked against the
+Keras model on the run's validation images at export time, and the result (largest
+probability difference, accuracy of each, agreement of the predicted classes) goes into the
+model card: that is where a quantised TFLite file's accuracy change is reported.
 
 Every export folder holds ``model_card.json``; the folder is built under a temporary name
 beside the target and renamed into place at the end.
@@ -21,10 +28,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from leafnet.errors import LeafnetError
-from leafnet.runs import RunDir, is_run_dir, write_json
+import numpy as np
 
-FORMATS = ("savedmodel", "keras", "submission")
+from leafnet.errors import LeafnetError
+from leafnet.runs import RunDir, is_run_dir, public_mode, write_json
+
+FORMATS = ("savedmodel", "keras", "tflite", "onnx", "submission")
+QUANTIZATIONS = ("none", "float16", "dynamic")
+PARITY_IMAGES = 2000  # at most this many validation images are compared at export time
 
 SUBMISSION_MODEL_PY = '''"""A leafnet classifier, exported with `leafnet export --format submission`.
 
@@ -112,6 +123,111 @@ def save_savedmodel(model, classes: list[str], size: int, path: str | os.PathLik
     tf.saved_model.save(module, str(path), signatures=sigs)
 
 
+def inference_model(model):
+    """The classifier without its augmentation block: input = the augmentation's output
+    (same shape, 0..255 images), everything after it unchanged, weights shared."""
+    import keras
+
+    try:
+        aug = model.get_layer("augmentation")
+    except ValueError:
+        return model
+    return keras.Model(aug.output, model.output, name=f"{model.name}_inference")
+
+
+def _image_spec(size: int):
+    import tensorflow as tf
+
+    return [tf.TensorSpec([None, size, size, 3], tf.float32, name="images")]
+
+
+def save_tflite(model, size: int, path: str | os.PathLike, quantize: str = "none") -> None:
+    """``model.tflite`` through Keras' LiteRT exporter; ``quantize``: none, float16 (weights
+    stored as float16) or dynamic (dynamic-range int8 weights)."""
+    import tensorflow as tf
+
+    options = {}
+    if quantize != "none":
+        options["optimizations"] = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        options["target_spec"] = {"supported_types": [tf.float16]}
+    inference_model(model).export(str(path), format="litert", input_signature=_image_spec(size),
+                                  verbose=False, **options)
+
+
+def save_onnx(model, size: int, path: str | os.PathLike) -> None:
+    """``model.onnx`` through Keras' own ``model.export(format="onnx")`` (tf2onnx inside)."""
+    import importlib.util
+
+    if not all(importlib.util.find_spec(m) for m in ("onnx", "tf2onnx")):
+        raise LeafnetError("ONNX export needs tf2onnx and onnx: pip install 'leafnet[onnx]'")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # tf2onnx probes np.object
+        inference_model(model).export(str(path), format="onnx", input_signature=_image_spec(size), verbose=False)
+
+
+def tflite_runner(path: str | os.PathLike):
+    """A function ``images -> probabilities`` running a ``.tflite`` file (LiteRT's interpreter
+    when ``ai-edge-litert`` is installed, else TensorFlow's)."""
+    import warnings
+
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TF's interpreter announces its own deprecation
+        interpreter = Interpreter(model_path=str(path))
+    runner = interpreter.get_signature_runner()
+    output = runner.get_output_details()
+
+    def run(images):
+        out = runner(images=np.asarray(images, dtype=np.float32))
+        return out[next(iter(output))] if len(output) == 1 else out
+
+    return run
+
+
+def onnx_runner(path: str | os.PathLike):
+    """A function ``images -> probabilities`` running a ``.onnx`` file under onnxruntime."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda images: session.run(None, {name: np.asarray(images, dtype=np.float32)})[0]
+
+
+def check_parity(run: RunDir, model, size: int, runner, batch_size: int = 64) -> dict:
+    """Compare an exported model (``runner``: images -> probabilities) with the Keras model on
+    the run's validation images (at most PARITY_IMAGES)."""
+    from leafnet.data.pipeline import ImageSet
+    from leafnet.data.prepare import read_split
+
+    paths, labels, _ = read_split(run).subset(val=True)
+    paths, labels = paths[:PARITY_IMAGES], np.asarray(labels[:PARITY_IMAGES], dtype=np.int64)
+    if not paths:
+        return {"images": 0}
+    images = ImageSet(paths, labels, len(run.read_classes()), size)
+    diff, agree, hits_keras, hits_export = 0.0, 0, 0, 0
+    for (x, y), start in zip(images.dataset(batch_size), range(0, len(paths), batch_size)):
+        x = x.numpy()
+        ref = np.asarray(model.predict_on_batch(x), dtype=np.float64)
+        got = np.asarray(runner(x), dtype=np.float64)
+        truth = labels[start:start + len(x)]
+        diff = max(diff, float(np.abs(ref - got).max()))
+        agree += int((ref.argmax(1) == got.argmax(1)).sum())
+        hits_keras += int((ref.argmax(1) == truth).sum())
+        hits_export += int((got.argmax(1) == truth).sum())
+    n = len(paths)
+    return {"images": n, "max_abs_diff": diff, "same_class": agree / n,
+            "keras_val_accuracy": hits_keras / n, "export_val_accuracy": hits_export / n,
+            "accuracy_change": (hits_export - hits_keras) / n}
+
+
 def model_card(run: RunDir, fmt: str, classes: list[str], size: int) -> dict:
     import keras
     import tensorflow as tf
@@ -151,13 +267,22 @@ def model_card(run: RunDir, fmt: str, classes: list[str], size: int) -> dict:
     }
 
 
-def export(run_dir: str | os.PathLike, format: str = "savedmodel", out: str | os.PathLike | None = None) -> Path:
+def export(run_dir: str | os.PathLike, format: str = "savedmodel", out: str | os.PathLike | None = None,
+           quantize: str = "none") -> Path:
     """Export a finished run; return the export folder (default ``RUN/export/<format>``).
+
+    Args:
+        format: savedmodel, keras, tflite, onnx or submission.
+        quantize: TFLite only: none, float16 or dynamic (dynamic-range int8 weights).
 
     An existing folder at ``out`` is replaced only once the new export is complete.
     """
     if format not in FORMATS:
         raise LeafnetError(f"unknown export format {format!r}; choose one of: {', '.join(FORMATS)}")
+    if quantize not in QUANTIZATIONS:
+        raise LeafnetError(f"unknown quantization {quantize!r}; choose one of: {', '.join(QUANTIZATIONS)}")
+    if quantize != "none" and format != "tflite":
+        raise LeafnetError(f"--quantize applies to --format tflite only (not {format})")
     run = RunDir(run_dir)
     if not is_run_dir(run.root):
         raise LeafnetError(f"{run.root} is not a leafnet run folder (no config.yaml / classes.json)")
@@ -171,19 +296,33 @@ def export(run_dir: str | os.PathLike, format: str = "savedmodel", out: str | os
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
-        model = None
-        if format in ("savedmodel", "submission"):
-            model = load_run_model(run)
+        model = None if format == "keras" else load_run_model(run)
         size = run_image_size(run, model)
+        card = model_card(run, format, classes, size)
         if format == "keras":
             shutil.copy2(run.model, tmp / "model.keras")
         elif format == "savedmodel":
             save_savedmodel(model, classes, size, tmp)
+        elif format == "tflite":
+            save_tflite(model, size, tmp / "model.tflite", quantize)
+            card.update(file="model.tflite", quantization=quantize,
+                        input=f"images: float32 [N, {size}, {size}, 3], RGB 0..255, resized to {size}x{size} "
+                              "(antialiased bilinear) by the caller", output="probabilities [N, C]",
+                        parity=check_parity(run, model, size, tflite_runner(tmp / "model.tflite")))
+        elif format == "onnx":
+            save_onnx(model, size, tmp / "model.onnx")
+            card.update(file="model.onnx", input=f"images: float32 [N, {size}, {size}, 3], RGB 0..255, resized to "
+                        f"{size}x{size} (antialiased bilinear) by the caller", output="probabilities [N, C]")
+            try:
+                card["parity"] = check_parity(run, model, size, onnx_runner(tmp / "model.onnx"))
+            except ImportError:
+                card["parity"] = "not checked: onnxruntime is not installed"
         else:
             save_savedmodel(model, classes, size, tmp / "savedmodel")
             (tmp / "model.py").write_text(SUBMISSION_MODEL_PY, encoding="utf-8")
         write_json(tmp / "classes.json", classes)
-        write_json(tmp / "model_card.json", model_card(run, format, classes, size))
+        write_json(tmp / "model_card.json", card)
+        public_mode(tmp, directory=True)
         old = None
         if target.exists():
             old = target.with_name(f".{target.name}.old-{os.getpid()}")

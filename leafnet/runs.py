@@ -20,6 +20,21 @@ from typing import Any, Callable, Iterable, Iterator
 from leafnet.errors import LeafnetError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+
+
+def public_mode(path: str | os.PathLike, directory: bool = False) -> None:
+    """Give a file made by ``tempfile`` (0600, or 0700 for a folder) the mode an ordinary
+    ``open()`` / ``mkdir`` would have given it, so artifacts are readable by a serving user."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_UMASK)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds.
@@ -35,6 +50,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        public_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -187,9 +203,7 @@ class Run:
 
     def load_model(self, which: str = "model"):
         """Load ``model.keras`` (or ``best.keras`` with ``which="best"``) in Keras safe mode."""
-        import keras
-
-        import leafnet.custom_objects  # noqa: F401
+        import keras  # leafnet's Keras objects register on this import (leafnet/__init__.py)
 
         path = self.dir.model if which == "model" else self.dir.best
         return keras.saving.load_model(path, safe_mode=True)

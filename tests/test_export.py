@@ -124,7 +124,119 @@ def test_keras_export_replaces_atomically(trained, tmp_path):
 
 
 def test_unknown_format_and_non_run_are_one_line_errors(tmp_path, run_cli):
-    code, _, err = run_cli("export", tmp_path, "--format", "onnx")
-    assert code == 2 and err.startswith("error: ") and "onnx" in err
+    code, _, err = run_cli("export", tmp_path, "--format", "pmml")
+    assert code == 2 and err.startswith("error: ") and "pmml" in err
     code, _, err = run_cli("export", tmp_path)
     assert code == 2 and "not a leafnet run folder" in err
+
+
+FLAT_SCRIPT = """
+import json, sys
+import numpy as np
+path, x, fmt = sys.argv[1], np.load(sys.argv[2]), sys.argv[3]
+if fmt == "tflite":
+    import tensorflow as tf
+    runner = tf.lite.Interpreter(model_path=path).get_signature_runner()
+    probs = runner(images=x)["output_0"]
+else:
+    import onnxruntime
+    s = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    probs = s.run(None, {s.get_inputs()[0].name: x})[0]
+print(json.dumps({"probabilities": np.asarray(probs).tolist()}))
+"""
+
+
+def _reference(run, files):
+    """The images exactly as leafnet feeds them (decoded, resized to the run's size) and
+    leafnet's probabilities for them."""
+    from leafnet.data.pipeline import ImageSet
+    from leafnet.predict import predict
+
+    images = ImageSet(files, [0] * len(files), len(run.classes), 32)
+    x = np.concatenate([b.numpy() for b, _ in images.dataset(64)])
+    return x.astype(np.float32), np.stack([r["probabilities"] for r in predict(run, files)])
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "onnx"])
+def test_flat_exports_match_leafnet_predict_without_leafnet(fmt, trained, leaves, tmp_path, run_cli):
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'leafnet[onnx]')")
+    run, run_dir = trained
+    files = _images(leaves)
+    code, stdout, err = run_cli("export", run_dir, "--format", fmt, "--out", tmp_path / fmt)
+    assert code == 0, err
+    assert "same class 100.00%" in stdout
+    card = json.loads((tmp_path / fmt / "model_card.json").read_text())
+    assert card["parity"]["images"] == run.metrics["val_images"] and card["parity"]["max_abs_diff"] <= TOL
+    assert card["parity"]["keras_val_accuracy"] == pytest.approx(run.metrics["val_accuracy"])
+    x, ref = _reference(run, files)
+    np.save(tmp_path / "x.npy", x)
+    got = np.array(_run_clean(FLAT_SCRIPT, tmp_path / fmt / f"model.{fmt}", tmp_path / "x.npy", fmt)["probabilities"])
+    assert got.shape == ref.shape and np.abs(got - ref).max() <= TOL, np.abs(got - ref).max()
+
+
+def test_quantized_tflite_reports_its_accuracy_change(trained, tmp_path):
+    from leafnet.export import export, tflite_runner
+
+    run, run_dir = trained
+    full = export(run_dir, format="tflite", out=tmp_path / "f32")
+    for q in ("float16", "dynamic"):
+        out = export(run_dir, format="tflite", out=tmp_path / q, quantize=q)
+        card = json.loads((out / "model_card.json").read_text())
+        p = card["parity"]
+        assert card["quantization"] == q and p["images"] == run.metrics["val_images"]
+        assert p["accuracy_change"] == pytest.approx(p["export_val_accuracy"] - p["keras_val_accuracy"])
+        assert 0 < p["max_abs_diff"] < 0.1 and p["same_class"] >= 0.9
+        # weights stored at 16 or 8 bits: the file shrinks to about 1/2 or 1/4
+        ratio = (out / "model.tflite").stat().st_size / (full / "model.tflite").stat().st_size
+        assert ratio < (0.6 if q == "float16" else 0.35), ratio
+        x = np.zeros((2, 32, 32, 3), np.float32)
+        assert np.allclose(tflite_runner(out / "model.tflite")(x).sum(axis=1), 1.0, atol=1e-3)
+
+
+def test_quantize_needs_tflite(trained, run_cli):
+    code, _, err = run_cli("export", trained[1], "--format", "keras", "--quantize", "dynamic")
+    assert code == 2 and "--format tflite only" in err
+
+
+def test_exported_files_are_readable_by_others(trained, tmp_path):
+    from leafnet.export import export
+
+    mask = os.umask(0o022)
+    try:
+        out = export(trained[1], format="keras", out=tmp_path / "k")
+    finally:
+        os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o755
+    assert {(p.name, p.stat().st_mode & 0o777) for p in out.iterdir()} == {
+        ("classes.json", 0o644), ("model.keras", 0o644), ("model_card.json", 0o644)}
+
+
+def test_keras_load_model_works_after_a_bare_import_leafnet(trained, tmp_path):
+    """``import leafnet`` registers leafnet's Keras objects (optimizers, schedules, losses,
+    augmentation layers) without importing TensorFlow itself."""
+    import keras
+
+    from leafnet.data.augment import RandomNoise
+    from leafnet.train import Ranger, SigmoidFocalCrossEntropy, TriangularCyclicalLearningRate
+
+    model = trained[0].load_model()
+    wrapped = keras.Sequential([keras.Input((32, 32, 3)), RandomNoise(0.02, seed=1), model])
+    wrapped.compile(optimizer=Ranger(TriangularCyclicalLearningRate(1e-4, 1e-3, 10)), loss=SigmoidFocalCrossEntropy())
+    path = tmp_path / "custom.keras"
+    wrapped.save(path)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    code = f"""
+import sys
+import leafnet
+assert "tensorflow" not in sys.modules and "keras" not in sys.modules
+import keras
+m = keras.saving.load_model({str(path)!r})
+print(type(m.optimizer).__name__, type(m.loss).__name__, type(m.layers[0]).__name__)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["Ranger", "SigmoidFocalCrossEntropy", "RandomNoise"]
+    bare = subprocess.run([sys.executable, "-c", f"import keras; keras.saving.load_model({str(path)!r})"],
+                          capture_output=True, text=True, env=env)
+    assert bare.returncode != 0 and "leafnet>" in bare.stderr   # the registration is what makes it work
