@@ -7,13 +7,16 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from leafnet.config import Config, config_from_dict, has_data_source, read_yaml
 from leafnet.errors import DataError, LeafnetError
 from leafnet.runs import Run, RunDir, default_run_dir, io_guard, save_keras, write_json, write_text
+
+if TYPE_CHECKING:
+    from leafnet.data.prepare import SplitData
 
 log = logging.getLogger("leafnet")
 
@@ -133,11 +136,14 @@ def build_model(cfg: Config, spec, num_classes: int):
     return model
 
 
-def fit(config: Config | dict | str | os.PathLike | None = None, **flags: Any) -> Run:
+def fit(config: Config | dict | str | os.PathLike | None = None, *, split: SplitData | None = None,
+        **flags: Any) -> Run:
     """Train a classifier: scan and split the data, build the model, run both phases.
 
     Args:
         config: a :class:`Config`, a nested dict, or a YAML path; None for the defaults.
+        split: a scan and split made by the caller (a search scans once for all its trials,
+            cross-validation makes one per fold); None to scan and split ``config.data``.
         **flags: dotted overrides, e.g. ``fit(cfg, **{"model.backbone": "b0"})``.
 
     Returns:
@@ -147,7 +153,7 @@ def fit(config: Config | dict | str | os.PathLike | None = None, **flags: Any) -
         >>> run = leafnet.fit({"data": {"demo": True}, "model": {"backbone": "simple-cnn", "weights": "none"}})
     """
     cfg = as_config(config, **flags)
-    if not has_data_source(cfg):
+    if split is None and not has_data_source(cfg):
         raise DataError("no data given: use --data DIR (one sub-folder per class), --train DIR --val DIR, or --demo")
     cfg, spec, size = resolve_config(cfg)
     verbose = cfg.run.verbose
@@ -169,7 +175,7 @@ def fit(config: Config | dict | str | os.PathLike | None = None, **flags: Any) -
     if resuming:
         run.clean_temporaries()
         split = read_split(run)
-    else:
+    elif split is None:
         split = scan_and_split(cfg.data, cfg.run.seed, progress=bool(verbose))
     classes = split.classes
     train_paths, train_labels, train_hashes = split.subset(val=False)

@@ -1,0 +1,1 @@
+"""Hyperparameter search (KerasTuner) and k-fold cross-validation over leafnet's trainer."""

@@ -1,0 +1,63 @@
+"""``leafnet search`` and ``leafnet cv`` (registered by :mod:`leafnet.cli`)."""
+
+from __future__ import annotations
+
+from leafnet.cli import add_train_flags, train_flags
+
+
+def _positive(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; received {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; received {text!r}")
+    return value
+
+
+def register(sub) -> dict:
+    p = sub.add_parser("search", help="hyperparameter search (random, grid, bayesian, hyperband) with KerasTuner",
+                       description="Search hyperparameters: each trial is a full two-phase fit in SEARCH/trials/ID. "
+                                   "Rerun the same command to resume. --epochs is the transfer-phase epochs per "
+                                   "trial (hyperband: the largest budget).")
+    add_train_flags(p)
+    p.add_argument("--tuner", default="random", choices=("random", "grid", "bayesian", "hyperband"))
+    p.add_argument("--max-trials", type=_positive, default=10, help="number of trials (failed ones count)")
+    p.add_argument("--objective", default="val_loss", choices=("val_loss", "val_accuracy"))
+    p.add_argument("--space", help="search space YAML (default: lr, batch size, dropout, label smoothing; "
+                                   "see configs/search-space.yaml)")
+    p.add_argument("--patience", type=int, default=2, help="early stopping inside a trial (epochs, 0: off)")
+    p.add_argument("--max-failures", type=_positive, default=3, help="stop after this many failed trials in a row")
+    p.add_argument("--distributed", choices=("chief", "worker"),
+                   help="KerasTuner chief/worker mode: one chief serves the oracle, workers run trials")
+    p.add_argument("--oracle-address", help="the chief's address (with --distributed)")
+    p.add_argument("--oracle-port", type=_positive, help="the chief's port (with --distributed)")
+    p.add_argument("--worker-id", help="a unique name of this worker (default: worker-HOST-PID)")
+
+    c = sub.add_parser("cv", help="stratified k-fold cross-validation of a fit config",
+                       description="Train one run per fold in CV/fold-K and summarise mean and std of each metric.")
+    add_train_flags(c)
+    c.add_argument("--folds", type=_positive, default=5)
+    return {"search": cmd_search, "cv": cmd_cv}
+
+
+def cmd_search(args) -> int:
+    from leafnet.config import load_config
+    from leafnet.tune.search import search
+
+    cfg = load_config(args.config, flags=train_flags(args), overrides=args.overrides)
+    search(cfg, tuner=args.tuner, max_trials=args.max_trials, objective=args.objective, space=args.space,
+           patience=args.patience, max_failures=args.max_failures, distributed=args.distributed,
+           oracle_address=args.oracle_address, oracle_port=args.oracle_port, worker_id=args.worker_id)
+    return 0
+
+
+def cmd_cv(args) -> int:
+    from leafnet.config import load_config
+    from leafnet.tune.cv import cross_validate
+
+    cfg = load_config(args.config, flags=train_flags(args), overrides=args.overrides)
+    cross_validate(cfg, folds=args.folds)
+    return 0
