@@ -9,6 +9,7 @@ import argparse
 import importlib
 import json
 import os
+import re
 import sys
 from typing import Sequence
 
@@ -16,6 +17,13 @@ from leafnet.errors import LeafnetError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+_LINE_BREAKS = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with its line breaks escaped (``\\n``): an error echoing a value a user typed
+    (a path with a newline) stays one line."""
+    return _LINE_BREAKS.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,6 +45,13 @@ def _blocks(text: str) -> int | str:
     return value
 
 
+def _bool(text: str) -> bool:
+    value = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+    if text.lower() not in value:
+        raise argparse.ArgumentTypeError(f"expected true or false; received {text!r}")
+    return value[text.lower()]
+
+
 # flag -> (config key, type, help). Defaults live in leafnet.config only.
 TRAIN_FLAGS = {
     "--data": ("data.data", str, "folder with one sub-folder per class (split into train/val)"),
@@ -47,6 +62,8 @@ TRAIN_FLAGS = {
     "--batch-size": ("data.batch_size", int, "batch size"),
     "--backbone": ("model.backbone", str, "backbone name (see: leafnet backbones)"),
     "--weights": ("model.weights", str, "imagenet | none | PATH (.keras, .weights.h5, run folder)"),
+    "--feature-layer": ("model.feature_layer", str,
+                        "use the backbone up to this layer as a fixed feature extractor under an MLP head"),
     "--epochs": ("transfer.epochs", int, "epochs of the transfer phase (backbone frozen)"),
     "--lr": ("transfer.lr", float, "learning rate of the transfer phase"),
     "--finetune-blocks": ("finetune.blocks", _blocks, "backbone blocks unfrozen in the fine-tune phase (0: none, all)"),
@@ -62,6 +79,11 @@ TRAIN_FLAGS = {
     "--label-smoothing": (("transfer.label_smoothing", "finetune.label_smoothing"), float, "label smoothing"),
     "--balance": ("data.balance", str, "imbalanced folders: none, weights, oversample"),
     "--seed": ("run.seed", int, "seed of the split, shuffling and random layers"),
+    "--precision": ("run.precision", str, "float32 | mixed_float16 | mixed_bfloat16"),
+    "--jit-compile": ("run.jit_compile", _bool, "true | false: XLA-compile the train step"),
+    "--distribute": ("run.distribute", str, "none | mirrored | tpu (tf.distribute; --batch-size is per replica)"),
+    "--cache-features": ("data.cache_features", str,
+                         "auto | on | off: train the head on backbone features computed once (frozen phase)"),
     "--run-dir": ("run.dir", str, "run folder (rerun with the same folder to resume)"),
 }
 
@@ -74,6 +96,8 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override any config key, e.g. --set augment.rotation=0.2 (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--trust", action="store_true",
+                   help="let a --weights .keras file run code on loading (Lambda layers); only for files you trust")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_FOLDERS")
     p.add_argument("--out", required=True, help="CSV file to write")
     p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--trust", action="store_true",
+                   help="let the model file run code on loading (Lambda layers); only for files you trust")
 
     p = sub.add_parser("export", help="export a run: savedmodel, keras, tflite, onnx, or a submission folder")
     p.add_argument("run", help="run folder")
@@ -230,7 +256,7 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from leafnet.predict import predict, write_predictions
 
-    results = predict(args.model, args.inputs, top_k=args.top_k)
+    results = predict(args.model, args.inputs, top_k=args.top_k, trust=args.trust)
     write_predictions(args.out, results, args.top_k)
     bad = sum(1 for r in results if r["error"])
     print(f"predicted {len(results) - bad} image(s)" + (f", {bad} could not be read" if bad else "")
@@ -254,7 +280,7 @@ def cmd_export(args) -> int:
 # Modules that add their own sub-commands: each has ``register(subparsers) -> {name: handler}``,
 # builds its parsers with ``add_train_flags`` / ``train_flags`` from here, and imports nothing
 # heavy (TensorFlow) at module level.
-EXTENSIONS: tuple[str, ...] = ("leafnet.tune.cli", "leafnet.explain.cli")
+EXTENSIONS: tuple[str, ...] = ("leafnet.tune.cli", "leafnet.pretext.cli", "leafnet.explain.cli")
 
 COMMANDS = {"fit": cmd_fit, "config": cmd_config, "backbones": cmd_backbones, "data": cmd_data,
             "lr-find": cmd_lr_find, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export}
@@ -288,9 +314,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USER_ERROR
         if args.command != "config":
             _import_tensorflow_quietly()
-        return COMMANDS[args.command](args)
+        from leafnet.trust import trusted
+
+        with trusted(getattr(args, "trust", False)):  # --weights files of fit, pretext, search, cv
+            return COMMANDS[args.command](args)
     except LeafnetError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(str(e))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except BrokenPipeError:  # `leafnet backbones | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

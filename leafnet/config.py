@@ -60,6 +60,12 @@ class DataConfig:
     balance: str = setting("none", "for imbalanced folders: weight the loss by inverse class frequency (weights), "
                            "or draw every class equally often in each epoch (oversample)",
                            choices=("none", "weights", "oversample"), aliases={"balanced": "weights"})
+    cache_features: str = setting("auto", "transfer phase with a frozen pretrained backbone: compute its features once "
+                                  "and train the head on them (auto: when exact, i.e. no in-model augmentation; on: "
+                                  "also with augmentation, from feature_copies augmented copies; off)",
+                                  choices=("auto", "on", "off"))
+    feature_copies: int = setting(1, "augmented copies per image in the feature cache (cache_features: on), "
+                                  "cycled over the epochs", ge=1, le=100)
 
 
 @dataclass
@@ -94,6 +100,11 @@ class ModelConfig:
     activation: str = setting("relu", "activation of the head's dense layer", choices=("relu", "swish", "gelu", "mish", "elu", "tanh"))
     dropout: float = setting(0.2, "dropout rate before the classifier", ge=0.0, lt=1.0)
     head_batchnorm: bool = setting(True, "BatchNormalization after global average pooling")
+    feature_layer: Optional[str] = setting(None, "use the backbone only up to this layer (e.g. alexnet's conv4_relu) as a "
+                                           "feature extractor under an MLP head: Flatten -> Dense mlp_units... -> classes "
+                                           "(null: the whole backbone under the pooling head)")
+    mlp_units: Union[int, str] = setting("4096,4096", "with feature_layer: widths of the MLP head's dense layers, "
+                                         "comma-separated (0: Flatten -> classes)")
 
 
 @dataclass
@@ -168,6 +179,13 @@ class RunConfig:
     dir: Optional[str] = setting(None, "run folder (null: runs/<date>-<time>-<backbone>); rerunning with the same folder resumes")
     seed: int = setting(42, "seed for the split, the shuffle order and every random layer", ge=0, le=2**31 - 1)
     verbose: int = setting(1, "0: quiet, 1: progress bars, 2: one line per epoch", ge=0, le=2)
+    precision: str = setting("float32", "compute dtype policy: float32, mixed_float16 (GPUs; loss scaling is "
+                             "automatic) or mixed_bfloat16 (GPUs, TPUs, CPUs with AVX512_BF16); the output "
+                             "layer stays float32", choices=("float32", "mixed_float16", "mixed_bfloat16"))
+    jit_compile: bool = setting(False, "compile the train step with XLA (often faster on a GPU; much slower on CPUs)")
+    distribute: str = setting("none", "tf.distribute strategy: none, mirrored (all local GPUs), tpu; data.batch_size "
+                              "is per replica and the learning rates scale with the replica count",
+                              choices=("none", "mirrored", "tpu"))
 
 
 @dataclass
@@ -230,7 +248,10 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
             return int(value)
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:  # an integer with hundreds of digits
+                value = math.inf
             if math.isfinite(value):
                 return value
             raise ConfigError(f"{key} must be a finite number; received {value!r}")
@@ -320,8 +341,15 @@ SafeLoader.add_implicit_resolver(
 
 
 def safe_load(stream: Any) -> Any:
-    """``yaml.safe_load`` with YAML 1.2 exponent floats; never constructs Python objects."""
-    return yaml.load(stream, Loader=SafeLoader)
+    """``yaml.safe_load`` with YAML 1.2 exponent floats; never constructs Python objects.
+
+    Raises:
+        yaml.YAMLError: not YAML, or nested too deeply for PyYAML's recursive parser.
+    """
+    try:
+        return yaml.load(stream, Loader=SafeLoader)
+    except RecursionError:
+        raise yaml.YAMLError("nested too deeply") from None
 
 
 def read_yaml(path: str | os.PathLike) -> Any:
@@ -412,6 +440,28 @@ def validate(cfg: Config) -> None:
         raise ConfigError("model.backbone must be a backbone name; received an empty string")
     if not cfg.model.weights:
         raise ConfigError("model.weights must be imagenet, none or a path; received an empty string")
+    if cfg.model.feature_layer == "":
+        raise ConfigError("model.feature_layer must be a layer name or null; received an empty string")
+    mlp_units(cfg.model.mlp_units)
+
+
+def mlp_units(value: int | str) -> list[int]:
+    """The widths of ``model.mlp_units`` (``"4096,4096"``, ``512``, ``0`` for none) as a list.
+
+    Raises:
+        ConfigError: not comma-separated positive integers.
+    """
+    text = str(value).strip()
+    if text in ("0", ""):
+        return []
+    try:
+        units = [int(u) for u in text.split(",")]
+    except ValueError:
+        units = []
+    if not units or any(u < 1 or u > 65536 for u in units):
+        raise ConfigError(f"model.mlp_units must be comma-separated integers in 1..65536 (e.g. 4096,4096) or 0; "
+                          f"received {value!r}")
+    return units
 
 
 def has_data_source(cfg: Config) -> bool:

@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from leafnet.errors import DataError, LeafnetError
-from leafnet.runs import RunDir, io_guard, is_run_dir, write_csv, write_json
+from leafnet.runs import RunDir, inside, io_guard, is_run_dir, safe_filename, write_csv, write_json
 
 PREDICTIONS_HEADER = ["path", "true", "predicted", "confidence", "loss"]
 
@@ -138,7 +138,7 @@ def _subset_files(run: RunDir, subset: str, data, classes: list[str]) -> tuple[s
         from leafnet.data.scan import scan_folder
 
         scan = scan_folder(data, classes=classes)
-        name = Path(data).resolve().name or "data"
+        name = safe_filename(Path(data).resolve().name or "data")  # becomes eval/<name>.json
         return name, scan.files, np.asarray(scan.labels, dtype=np.int64)
     if subset not in ("train", "val"):
         raise LeafnetError(f"subset must be 'train' or 'val' (or give a labelled folder with --data); received {subset!r}")
@@ -188,6 +188,7 @@ def evaluate(run_dir: str | os.PathLike, subset: str = "val", data: str | os.Pat
         files.update(confusion=out / f"{name}_confusion.png",
                      confusion_normalized=out / f"{name}_confusion_normalized.png",
                      top_losses=out / f"{name}_top_losses.png")
+    files = {k: inside(run.root, v) for k, v in files.items()}
     report = {"run": str(run.root), "subset": name, "data": str(Path(data).resolve()) if data else None,
               "tta": bool(tta), "image_size": size, **report,
               "files": {k: str(v) for k, v in files.items()}}

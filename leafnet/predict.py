@@ -42,11 +42,17 @@ def expand_paths(inputs: Sequence[str | os.PathLike]) -> list[str]:
     return out
 
 
-def load_predictor(model_or_run: Any) -> tuple[Any, list[str], int]:
-    """``(keras model, class names, image size)`` from a Keras model, a Run, a run folder or a ``.keras`` file.
+MODEL_SUFFIXES = (".keras", ".h5")
 
-    For a bare ``.keras`` file the class names come from a ``classes.json`` beside it, else
-    they are the class indices (``"0"``, ``"1"``, ...).
+
+def load_predictor(model_or_run: Any, trust: bool = False) -> tuple[Any, list[str], int]:
+    """``(keras model, class names, image size)`` from a Keras model, a Run, a run folder or a
+    ``.keras`` / Keras ``.h5`` model file.
+
+    For a bare model file the class names come from a ``classes.json`` beside it, else
+    they are the class indices (``"0"``, ``"1"``, ...). Files load in Keras safe mode (no
+    Lambda layers, no arbitrary objects) unless ``trust``; a SavedModel is refused (loading
+    one runs its graph), see :mod:`leafnet.trust`.
     """
     from leafnet.runs import Run
 
@@ -56,6 +62,9 @@ def load_predictor(model_or_run: Any) -> tuple[Any, list[str], int]:
     if isinstance(model_or_run, (str, os.PathLike)):
         path = Path(model_or_run)
         if path.is_dir():
+            if (path / "saved_model.pb").is_file():
+                raise LeafnetError(f"{path} is a SavedModel: leafnet does not load SavedModels (loading one runs its "
+                                   "graph, a program); give the run folder it was exported from, or a .keras file")
             if not is_run_dir(path):
                 raise LeafnetError(f"{path} is not a leafnet run folder (no config.yaml / classes.json)")
             run = RunDir(path)
@@ -65,21 +74,16 @@ def load_predictor(model_or_run: Any) -> tuple[Any, list[str], int]:
             path = run.model
         elif not path.is_file():
             raise LeafnetError(f"model not found: {path} (give a run folder or a .keras file)")
-        elif path.suffix != ".keras":
-            raise LeafnetError(f"{path} is not a .keras model (give a run folder or a .keras file)")
+        elif path.suffix.lower() not in MODEL_SUFFIXES or path.name.lower().endswith(".weights.h5"):
+            raise LeafnetError(f"{path} is not a .keras or Keras .h5 model (give a run folder or a .keras file)")
         elif (path.parent / "classes.json").is_file():
             try:
                 classes = json.loads((path.parent / "classes.json").read_text(encoding="utf-8"))
             except ValueError as e:
                 raise LeafnetError(f"cannot read {path.parent / 'classes.json'}: {e}") from None
-        import keras
+        from leafnet.trust import load_model_file
 
-        import leafnet.custom_objects  # noqa: F401
-
-        try:
-            model = keras.saving.load_model(path, safe_mode=True)
-        except Exception as e:  # noqa: BLE001 - any load failure is the user's file
-            raise LeafnetError(f"cannot load {path}: {e}") from None
+        model = load_model_file(path, "model", trust=trust)
     else:
         model = model_or_run
     size = model.input_shape[1]
@@ -115,15 +119,17 @@ def _decode(path: str, size: int):
 
 
 def predict(model_or_run: Any, paths: Sequence[str | os.PathLike], top_k: int = 3,
-            progress: bool | None = None) -> list[dict]:
+            progress: bool | None = None, trust: bool = False) -> list[dict]:
     """Classify image files (folders are expanded to their images, recursively, sorted).
+
+    ``trust`` lets a model file hold Lambda layers and other code (``--trust``).
 
     Returns:
         One dict per file, in input order: ``path``, ``class``, ``confidence``, ``top``
         (``[(class, probability), ...]``, k long), ``probabilities`` (numpy ``[C]``) and
         ``error`` (``""``, or why the file could not be read; then ``class`` is ``""``).
     """
-    model, classes, size = load_predictor(model_or_run)
+    model, classes, size = load_predictor(model_or_run, trust=trust)
     files = expand_paths(paths)
     k = max(1, min(int(top_k), len(classes)))
     if progress is None:

@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -58,6 +59,31 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def safe_filename(text: str, max_len: int = 80) -> str:
+    """``text`` (a class name, an image stem, a folder name) as one harmless file-name part:
+    letters, digits, ``_ . -`` kept, anything else (``/``, newlines, spaces) as ``_``, no
+    leading dot (never ``..`` or a hidden file), at most ``max_len`` characters.
+
+    Example:
+        >>> safe_filename("../../etc/passwd")
+        '_._.._etc_passwd'
+    """
+    name = re.sub(r"[^\w.-]", "_", str(text))[:max_len]
+    return ("_" + name[1:] if name.startswith(".") else name) or "_"
+
+
+def inside(root: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """``path`` resolved, after checking that it lies inside ``root`` (symlinks followed).
+
+    Raises:
+        LeafnetError: the path would land outside ``root``.
+    """
+    root, resolved = Path(root).resolve(), Path(path).resolve()
+    if resolved != root and root not in resolved.parents:
+        raise LeafnetError(f"refusing to write {path}: it resolves outside {root}")
+    return resolved
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -67,10 +93,24 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def escape_csv_cell(value: Any) -> Any:
-    """Neutralise spreadsheet formulas: a text cell starting with = + - @ gets a leading quote."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    """Neutralise spreadsheet formulas: a text cell starting with = + - @ gets a leading quote.
+
+    A cell that starts with a quote gets one more, so :func:`unescape_csv_cell` gives back
+    exactly what was written (a class named ``-1`` or ``'x`` survives split.csv).
+    """
+    if isinstance(value, str) and value[:1] in (*_FORMULA_START, "'"):
         return "'" + value
+    return value
+
+
+def unescape_csv_cell(value: str) -> str:
+    """The inverse of :func:`escape_csv_cell`."""
+    if value[:1] == "'" and value[1:2] in (*_FORMULA_START, "'"):
+        return value[1:]
     return value
 
 
@@ -84,8 +124,10 @@ def write_csv(path: str | os.PathLike, header: list[str], rows: Iterable[Iterabl
 
 
 def read_csv(path: str | os.PathLike) -> list[dict[str, str]]:
+    """Rows of a CSV written by :func:`write_csv`, cells unescaped (as they were before writing)."""
     with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+        return [{k: unescape_csv_cell(v) if isinstance(v, str) else v for k, v in row.items()}
+                for row in csv.DictReader(f)]
 
 
 def save_keras(model: Any, path: str | os.PathLike) -> None:

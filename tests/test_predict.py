@@ -84,6 +84,31 @@ def test_formula_cells_are_escaped_and_errors_are_one_line(trained, tmp_path, le
     monkeypatch.chdir(tmp_path)
     code, _, err = run_cli("predict", run_dir, "=cmd.png", "--out", out)
     assert code == 0, err
-    assert read_csv(out)[0]["path"] == "'=cmd.png"
+    assert out.read_text().splitlines()[1].startswith("'=cmd.png,")     # escaped in the file
+    assert read_csv(out)[0]["path"] == "=cmd.png"                       # and read back as written
     code, _, err = run_cli("predict", tmp_path / "nope", "=cmd.png", "--out", out)
     assert code == 2 and err.startswith("error: ") and "nope" in err
+
+
+def test_exif_rotated_copy_gets_the_prediction_of_the_upright_photo(trained, leaves, tmp_path):
+    """A phone stores a portrait photo sideways plus an EXIF tag: leafnet must see it upright."""
+    from PIL import Image
+
+    from leafnet.predict import predict
+
+    run, _ = trained
+    cls = sorted(p.name for p in leaves.iterdir())[1]
+    with Image.open(leaves / cls / f"{cls}_0004.png") as im:
+        upright = im.convert("RGB")
+    upright.save(tmp_path / "upright.jpg", quality=100, subsampling=0)
+    exif = Image.Exif()
+    exif[0x0112] = 6                                   # "turn 90 degrees clockwise to view"
+    upright.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "phone.jpg", quality=100, subsampling=0,
+                                                      exif=exif.tobytes())
+    upright.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "sideways.jpg", quality=100, subsampling=0)
+    up, phone, sideways = predict(run, [tmp_path / "upright.jpg", tmp_path / "phone.jpg", tmp_path / "sideways.jpg"])
+    assert phone["class"] == up["class"]
+    np.testing.assert_allclose(phone["probabilities"], up["probabilities"], atol=0.02)
+    # what ignoring the tag would have given: the sideways pixels, not the upright ones
+    assert np.abs(sideways["probabilities"] - up["probabilities"]).max() > np.abs(
+        phone["probabilities"] - up["probabilities"]).max()

@@ -19,20 +19,10 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
+from leafnet.data.decode import decode_image  # the decoder (EXIF orientation, pixel limit)
 from leafnet.runs import atomic_path
 
 AUTOTUNE = tf.data.AUTOTUNE
-
-
-def decode_image(contents: tf.Tensor) -> tf.Tensor:
-    """Encoded JPEG/PNG/BMP/GIF/WebP bytes -> uint8 RGB ``[H, W, 3]``.
-
-    Grayscale, RGBA, palette, 16-bit and CMYK images come out as 8-bit RGB; a GIF
-    gives its first frame.
-    """
-    img = tf.io.decode_image(contents, channels=3, expand_animations=False, dtype=tf.uint8)
-    img.set_shape([None, None, 3])
-    return img
 
 
 def resize_uint8(img: tf.Tensor, size: int) -> tf.Tensor:

@@ -91,6 +91,11 @@ def read_split(run: RunDir) -> SplitData:
     classes = run.read_classes()
     index = {c: i for i, c in enumerate(classes)}
     rows = read_csv(run.split)
+    if any(set(SPLIT_HEADER) - set(r) for r in rows[:1]):
+        raise DataError(f"{run.split} is not a leafnet split file (columns {', '.join(SPLIT_HEADER)} expected)")
+    unknown = sorted({r["class"] for r in rows} - set(index))
+    if unknown:
+        raise DataError(f"{run.split} names class(es) that {run.classes} lacks: {', '.join(map(repr, unknown[:5]))}")
     missing = [r["path"] for r in rows if not os.path.exists(r["path"])]
     if missing:
         raise DataError(f"{len(missing)} file(s) of {run.split} no longer exist (first: {missing[0]}); "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,9 +115,18 @@ def _hash_file(path: str) -> tuple[str | None, str | None]:
         return None, f"cannot read file: {e.strerror or e}"
 
 
+_ASSERT_MESSAGE = (re.compile(r'Summarized data: b"(.*?)"(?:\s|$)'), re.compile(r"Summarized data: b'(.*?)'(?:\s|$)"),
+                   re.compile(r"assertion failed: \[(.*?)\]"))
+
+
 def clean_tf_error(e: BaseException) -> str:
-    """TensorFlow's op errors carry a node prefix and an ``[Op:...]`` suffix: keep the message."""
+    """TensorFlow's op errors carry a node prefix and an ``[Op:...]`` suffix: keep the message
+    (for a failed ``tf.debugging.Assert``, e.g. the decoder's pixel limit, its text)."""
     text = str(getattr(e, "message", e)).strip()
+    for pattern in _ASSERT_MESSAGE:
+        m = pattern.search(text)
+        if m:
+            return m.group(1)
     if "}}" in text:
         text = text.split("}}", 1)[1]
     text = text.split("[Op:")[0].strip().rstrip(".")
@@ -255,4 +265,41 @@ def scan_folder(root: str | os.PathLike, classes: Sequence[str] | None = None,
                         f"(see skipped files with: leafnet data check {root})")
     if len(names) < 2 and classes is None:
         raise DataError(f"{root} has a single class folder ({names[0]!r}); a classifier needs at least two")
+    return scan
+
+
+def scan_images(root: str | os.PathLike, check: bool = True, progress: bool = False) -> Scan:
+    """Scan ``root`` for images, ignoring any class structure: a flat folder of unlabelled
+    images, or a labelled folder whose labels are not wanted (self-supervised pre-training).
+
+    Every image under ``root`` (recursively, skipping what :func:`scan_folder` skips) gets
+    label 0 of the single class ``"image"``.
+
+    Raises:
+        DataError: missing folder, or no usable image in it.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"data folder not found: {root}" if not root.exists() else f"data path is not a folder: {root}")
+    skipped: list[dict] = []
+    candidates = _walk(root, skipped)
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+        hashed = list(pool.map(_hash_file, candidates))
+    readable = []
+    for path, (digest, err) in zip(candidates, hashed):
+        if err:
+            skipped.append({"path": path, "reason": err})
+        else:
+            readable.append((path, digest))
+    failures = check_decodable([p for p, _ in readable], progress=progress) if check else {}
+    scan = Scan(root=root.resolve(), classes=["image"], skipped=skipped)
+    for i, (path, digest) in enumerate(readable):
+        if i in failures:
+            skipped.append({"path": path, "reason": failures[i]})
+        else:
+            scan.files.append(path)
+            scan.labels.append(0)
+            scan.hashes.append(digest)
+    if not scan.files:
+        raise DataError(f"no usable image in {root} (see skipped files with: leafnet data check {root})")
     return scan

@@ -289,14 +289,14 @@ def explain(run: Any, images: Sequence[str | os.PathLike] = (), method: str = "g
     out_dir = subject.out_dir(out, "explain", method.replace("+", "p"))
     result.out = out_dir
     from leafnet.explain import plots as P
-    from leafnet.runs import io_guard, write_csv
+    from leafnet.runs import io_guard, safe_filename, write_csv
 
     title = METHOD_TITLES[method] + (f" at {att.layer}" if att.layer else "")
     panels = []
 
     def write():
         for i, r in enumerate(rows):
-            f = out_dir / f"{i:02d}_{Path(r['path']).stem}.png"
+            f = out_dir / f"{i:02d}_{safe_filename(Path(r['path']).stem)}.png"
             P.plot_panel(x[i], att.maps[i], f, title=f"{title}\n{P.caption(r)}",
                          rgb=None if att.rgb is None else att.rgb[i])
             panels.append(f)

@@ -135,3 +135,23 @@ register_backbone(BackboneSpec(
     name="simple-cnn", builder=_simple_cnn, default_size=128, imagenet=False,
     blocks=(("stem", rf"^{_STEM_PRE}"),) + tuple((f"block{i}", rf"^block{i}_") for i in range(1, 6)),
     aliases=("simplecnn", "cnn"), family="5 x (Conv3x3-BN-ReLU-MaxPool), trained from scratch"))
+
+
+# keras-hub Backbone classes that --weights hub:PRESET can build (their timm converter covers
+# these families); layer names as keras-hub 0.32 builds them.
+from leafnet.models.registry import HubFamily, register_hub_family  # noqa: E402
+
+for _family in (
+    HubFamily("EfficientNetBackbone", "hub-efficientnet", stem=r"stem_", stage=r"^block(\d+)[a-z]_", block="block{}",
+              last_extra=r"^top_", family="EfficientNet"),
+    HubFamily("ResNetBackbone", "hub-resnet", stem=r"(conv1_|pool1_)", stage=r"^stack(\d+)_", block="stack{}",
+              last_extra=r"^post_", family="ResNet"),
+    HubFamily("DenseNetBackbone", "hub-densenet", stem=r"(conv1_|pool1)", stage=r"^stack(\d+)_", block="stack{}",
+              stage_extra=r"^transition{}_", last_extra=r"^(bn|relu)$", family="DenseNet"),
+    HubFamily("VGGBackbone", "hub-vgg", stem=r"input_", stage=r"^block(\d+)_", block="block{}", family="VGG"),
+    HubFamily("CSPNetBackbone", "hub-cspnet", stem=r"csp_stem_", stage=r"^stage_(\d+)_", block="stage{}",
+              family="CSPNet / CSPDarkNet"),
+    HubFamily("MobileNetBackbone", "hub-mobilenet", stem=r"(input_|activation(_\d+)?$)", stage=r"^block_(\d+)_",
+              block="block{}", last_extra=r"^(output_|num_features)", family="MobileNet v3"),
+):
+    register_hub_family(_family)

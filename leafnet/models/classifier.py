@@ -79,17 +79,77 @@ def build_classifier(spec: BackboneSpec, num_classes: int, image_size: int, mode
             x = aug(x)
     weights = "imagenet" if model_cfg.weights == "imagenet" else None
     x = _build_backbone_output(spec, x, weights)
-    pool = layers.GlobalMaxPooling2D if model_cfg.pooling == "max" else layers.GlobalAveragePooling2D
-    x = pool(name="head_pool")(x)
-    if model_cfg.head_batchnorm:
-        # Momentum 0.9: the head often trains for a few hundred steps only (see simple-cnn).
-        x = layers.BatchNormalization(momentum=0.9, name="head_bn")(x)
-    if model_cfg.dense_units > 0:
-        x = layers.Dense(model_cfg.dense_units, activation=_activation(model_cfg.activation), name="head_dense")(x)
-    if model_cfg.dropout > 0:
-        x = layers.Dropout(model_cfg.dropout, seed=seed, name="head_dropout")(x)
+    if model_cfg.feature_layer:
+        x = _mlp_head(_feature_output(spec, inputs, x, model_cfg.feature_layer), model_cfg, seed)
+    else:
+        pool = layers.GlobalMaxPooling2D if model_cfg.pooling == "max" else layers.GlobalAveragePooling2D
+        x = pool(name="head_pool")(x)
+        if model_cfg.head_batchnorm:
+            # Momentum 0.9: the head often trains for a few hundred steps only (see simple-cnn).
+            x = layers.BatchNormalization(momentum=0.9, name="head_bn")(x)
+        if model_cfg.dense_units > 0:
+            x = layers.Dense(model_cfg.dense_units, activation=_activation(model_cfg.activation), name="head_dense")(x)
+        if model_cfg.dropout > 0:
+            x = layers.Dropout(model_cfg.dropout, seed=seed, name="head_dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
     return keras.Model(inputs, outputs, name=re.sub(r"[^A-Za-z0-9_]", "_", spec.name))
+
+
+# ------------------------------------------------------------------ backbone resolution, feature cut
+
+def backbone_spec(model_cfg: ModelConfig) -> BackboneSpec:
+    """The backbone a model config asks for: the registry entry of ``backbone`` (or, with
+    ``weights: hub:PRESET``, the keras-hub preset's), cut at ``feature_layer`` if set."""
+    from leafnet.models import hub
+    from leafnet.models.registry import get_backbone
+
+    spec = hub.hub_spec(model_cfg.weights) if hub.is_hub(model_cfg.weights) else get_backbone(model_cfg.backbone)
+    return cut_spec(spec, model_cfg.feature_layer) if model_cfg.feature_layer else spec
+
+
+def cut_spec(spec: BackboneSpec, layer_name: str) -> BackboneSpec:
+    """``spec`` with its block map ending at the block of ``layer_name``, so that
+    ``--finetune-blocks N`` counts the blocks a feature-layer cut keeps.
+
+    Raises:
+        ConfigError: the layer matches no block of the backbone.
+    """
+    import dataclasses
+
+    block = spec.block_of(layer_name)
+    if block is None:
+        raise ConfigError(f"model.feature_layer={layer_name!r} is in none of {spec.name}'s blocks "
+                          f"({', '.join(spec.block_names)}); name a layer of one of them")
+    keep = spec.block_names.index(block) + 1
+    return dataclasses.replace(spec, blocks=spec.blocks[:keep],
+                               family=f"{spec.family}, cut at {layer_name}".lstrip(", "))
+
+
+def _feature_output(spec: BackboneSpec, inputs, x, layer_name: str):
+    """The output of the backbone layer ``layer_name``; the layers after it are dropped."""
+    full = keras.Model(inputs, x)
+    names = [layer.name for layer in full.layers if not isinstance(layer, keras.layers.InputLayer)
+             and layer.name != AUGMENTATION]
+    if layer_name not in names:
+        import difflib
+
+        close = difflib.get_close_matches(layer_name, names, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ConfigError(f"model.feature_layer={layer_name!r}: {spec.name} has no such layer{hint}; "
+                          f"its layers: {', '.join(names[:12])}{', ...' if len(names) > 12 else ''}")
+    return full.get_layer(layer_name).output
+
+
+def _mlp_head(x, model_cfg: ModelConfig, seed: int | None):
+    """AlexNet's classifier on a fixed feature map: Flatten, then Dropout -> Dense per width."""
+    from leafnet.config import mlp_units
+
+    x = layers.Flatten(name="head_flatten")(x)
+    for i, units in enumerate(mlp_units(model_cfg.mlp_units), start=1):
+        if model_cfg.dropout > 0:
+            x = layers.Dropout(model_cfg.dropout, seed=None if seed is None else seed + i, name=f"head_dropout{i}")(x)
+        x = layers.Dense(units, activation=_activation(model_cfg.activation), name=f"head_dense{i}")(x)
+    return x
 
 
 def is_head(layer: keras.layers.Layer) -> bool:

@@ -116,3 +116,81 @@ def _ensure_loaded() -> None:
     # The definitions register themselves on import; importing here keeps
     # `registry` free of a circular import.
     from leafnet.models import backbones  # noqa: F401
+
+
+# ------------------------------------------------------------------ keras-hub backbones
+# A keras-hub preset (``--weights hub:PRESET``, built by leafnet.models.hub) is described by
+# its Backbone class. Its stages are counted from the layer names of the built backbone, as
+# a preset's depth varies (ResNet-18 vs -152, CSPDarkNet's 5 stages vs CSPResNet's 4).
+
+
+@dataclass(frozen=True)
+class HubFamily:
+    """The block map of a keras-hub Backbone class, over its layer names.
+
+    Attributes:
+        hub_class: the keras-hub class name, e.g. ``EfficientNetBackbone``.
+        name: leafnet's name for backbones of this family, e.g. ``hub-efficientnet``.
+        stem: regex of the stem layers (leafnet's ``preprocess_`` layers are added to it).
+        stage: regex with one group, the stage number, e.g. ``^block(\\d+)[a-z]_``.
+        block: format of a block name from the stage number, e.g. ``block{}``.
+        stage_extra: regex of extra layers of stage n (``{}`` is n), e.g. DenseNet's transitions.
+        last_extra: regex of layers after the last stage that belong to it (``top_``).
+        family: a short description for listings.
+    """
+
+    hub_class: str
+    name: str
+    stem: str
+    stage: str
+    block: str
+    stage_extra: str = ""
+    last_extra: str = ""
+    family: str = ""
+
+    def blocks_for(self, layer_names: list[str]) -> tuple[tuple[str, str], ...]:
+        """``(block, regex)`` pairs for a backbone with these layer names."""
+        rx = re.compile(self.stage)
+        stages = sorted({int(m.group(1)) for n in layer_names if (m := rx.match(n))})
+        if not stages:
+            raise ConfigError(f"the keras-hub {self.hub_class} has no layer matching {self.stage!r}; "
+                              "its layer names are not the ones leafnet's block map knows")
+        blocks = [("stem", rf"^(preprocess_|{self.stem})")]
+        for i, n in enumerate(stages):
+            parts = [self.stage.replace(r"(\d+)", str(n))]
+            if self.stage_extra:
+                parts.append(self.stage_extra.format(n))
+            if i == len(stages) - 1 and self.last_extra:
+                parts.append(self.last_extra)
+            blocks.append((self.block.format(n), "(" + "|".join(parts) + ")"))
+        return tuple(blocks)
+
+
+_HUB: dict[str, HubFamily] = {}
+
+
+def register_hub_family(family: HubFamily) -> HubFamily:
+    _HUB[family.hub_class] = family
+    return family
+
+
+def list_hub_families() -> list[HubFamily]:
+    _ensure_loaded()
+    return list(_HUB.values())
+
+
+def hub_backbone_spec(hub_class: str, layer_names: list[str], builder: Builder, default_size: int,
+                      preset: str = "") -> BackboneSpec:
+    """The spec of a backbone built from a keras-hub preset of class ``hub_class``.
+
+    Raises:
+        ConfigError: a keras-hub class leafnet has no block map for.
+    """
+    _ensure_loaded()
+    family = _HUB.get(hub_class)
+    if family is None:
+        raise ConfigError(f"keras-hub backbone {hub_class} has no block map in leafnet; "
+                          f"supported: {', '.join(sorted(_HUB))}")
+    return BackboneSpec(name=family.name, builder=builder, default_size=default_size,
+                        blocks=family.blocks_for(layer_names), imagenet=False,
+                        family=f"{family.family} (keras-hub {preset})".strip())

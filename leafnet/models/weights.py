@@ -1,17 +1,27 @@
 """Load backbone weights from a file or a run folder, by layer name, all or nothing.
 
-Accepted sources: a leafnet run folder (its ``model.keras``, else ``best.keras``), a
-``.keras`` model, a Keras 3 ``.weights.h5`` file, or a Keras 2 style ``.h5`` weights
-file (such as the ``*_notop.h5`` files keras.applications downloads). Only backbone
-layers are taken; the source's head is dropped. Every layer is checked before any is
-assigned, so a mismatch leaves the model untouched.
+Accepted sources: a leafnet run folder (a pretext run's ``backbone.keras``, else its
+``model.keras``, else ``best.keras``), a ``.keras`` model or backbone, a Keras 3
+``.weights.h5`` file, or a Keras 2 style ``.h5`` weights file (such as the
+``*_notop.h5`` files keras.applications downloads). Only backbone layers are taken;
+the source's head is dropped. Every layer is checked before any is assigned, so a
+mismatch leaves the model untouched. ``hub:PRESET`` weights are loaded by keras-hub
+while the backbone is built (:mod:`leafnet.models.hub`).
+
+A ``backbone.keras`` (:func:`save_backbone`) is the backbone alone, input ``image``
+(0..255 RGB, its preprocessing inside) to its last feature map, with a ``leafnet.json``
+entry in the archive that records the registry name and image size
+(:func:`read_backbone_info`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +29,9 @@ from leafnet.errors import LeafnetError
 from leafnet.models.registry import BackboneSpec
 
 _AUTO_SUFFIX = re.compile(r"_\d+$")
+BACKBONE_FILE = "backbone.keras"
+INFO_ENTRY = "leafnet.json"  # inside a backbone.keras archive
+BACKBONE_FORMAT = "leafnet-backbone"
 
 
 def _canonical(name: str) -> str:
@@ -29,7 +42,7 @@ def _canonical(name: str) -> str:
 def resolve_weights_path(path: str | os.PathLike) -> Path:
     p = Path(path)
     if p.is_dir():
-        for name in ("model.keras", "best.keras", "backbone.keras"):
+        for name in (BACKBONE_FILE, "model.keras", "best.keras"):
             if (p / name).is_file():
                 return p / name
         raise LeafnetError(f"--weights {p}: folder has no model.keras, best.keras or backbone.keras")
@@ -89,14 +102,14 @@ def keras_save_keys(model) -> dict[str, str]:
 
 
 def _read_keras(path: Path) -> list[tuple[str, list[np.ndarray]]]:
-    import keras
+    from leafnet.trust import load_model_file
 
-    import leafnet.custom_objects  # noqa: F401  (registers leafnet's layers)
-
-    try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as e:  # a forged or foreign file: report, never half-load
-        raise LeafnetError(f"--weights {path}: cannot load this .keras file safely: {str(e).splitlines()[0][:200]}") from None
+    try:  # a model built from a keras-hub preset may hold keras-hub layers (MobileNet's blocks)
+        import keras_hub  # noqa: F401
+    except ImportError:
+        pass
+    # Keras safe mode unless --trust: a forged or foreign file is refused, never half-loaded
+    model = load_model_file(path, "--weights", compile=False)
     return {layer.name: [np.asarray(w) for w in layer.get_weights()] for layer in model.layers if layer.weights}
 
 
@@ -117,9 +130,14 @@ def load_backbone_weights(model, spec: BackboneSpec, path: str | os.PathLike) ->
         LeafnetError: the source lacks a backbone layer or a layer's shapes differ; the
             message names the first such layer. Nothing is assigned in that case.
     """
+    from leafnet.models import hub
     from leafnet.models.classifier import backbone_layers
 
+    if hub.is_hub(str(path)):
+        return hub.weighted_layers(model, spec)  # keras-hub loaded them while building
     kind, source = read_weights(path)
+    held = _source_backbone(path)
+    held = f"; the file holds a {held} backbone" if held and held != spec.name else ""
     save_keys = keras_save_keys(model) if kind == "keras3" else {}
     by_canonical: dict[str, list[list[np.ndarray]]] = {}
     for name, arrays in source.items():
@@ -135,15 +153,115 @@ def load_backbone_weights(model, spec: BackboneSpec, path: str | os.PathLike) ->
         if arrays is None:
             raise LeafnetError(f"--weights {path} does not fit {spec.name}: it has no layer {layer.name!r}"
                                + (f" (saved as {save_keys[layer.name]!r})" if save_keys else "") + " "
-                               "(first missing layer; is it from another backbone?)")
+                               f"(first missing layer; is it from another backbone?{held})")
         want = [tuple(w.shape) for w in layer.weights]
         got = [tuple(a.shape) for a in arrays]
         if want != got:
             raise LeafnetError(f"--weights {path} does not fit {spec.name}: layer {layer.name!r} has shapes {got} "
-                               f"in the file but {want} in the model (first mismatching layer)")
+                               f"in the file but {want} in the model (first mismatching layer{held})")
         plan.append((layer, arrays))
     if not plan:
         raise LeafnetError(f"--weights {path}: no backbone layer of {spec.name} found in the file")
     for layer, arrays in plan:
         layer.set_weights(arrays)
     return len(plan)
+
+
+# ------------------------------------------------------------------ weights values, backbone files
+
+def canonical_weights(weights: str) -> str:
+    """``model.weights`` as stored in a run's config: imagenet / none as they are, ``hub:PRESET``
+    with a local preset folder made absolute, a path made absolute."""
+    from leafnet.models import hub
+
+    if weights in ("imagenet", "none"):
+        return weights
+    if hub.is_hub(weights):
+        return hub.canonical(weights)
+    return str(Path(weights).expanduser().resolve())
+
+
+def extract_backbone(model, spec: BackboneSpec, image_size: int):
+    """The backbone of a leafnet classifier as a model of its own: input ``image`` (0..255
+    RGB) -> the last backbone layer, sharing the classifier's layers (augmentation and head
+    left out)."""
+    import keras
+
+    from leafnet.models.classifier import AUGMENTATION, backbone_layers
+
+    layers = backbone_layers(model, spec)
+    if not layers:
+        raise LeafnetError(f"model {model.name!r} has no backbone layers")
+    start = model.get_layer(AUGMENTATION).output if AUGMENTATION in {l.name for l in model.layers} else model.inputs[0]
+    # Keras 3 builds a model from an intermediate tensor; cloning it onto a new input named
+    # "image" re-applies the same layers (clone_function returns them as they are).
+    inner = keras.Model(start, layers[-1].output)
+    image = keras.Input((image_size, image_size, 3), name="image")
+    out = keras.models.clone_model(inner, input_tensors=image, clone_function=lambda layer: layer).output
+    return keras.Model(image, out, name=model.name + "_backbone")
+
+
+def save_backbone(model, spec: BackboneSpec, image_size: int, path: str | os.PathLike,
+                  info: dict[str, Any] | None = None):
+    """Write the backbone of ``model`` to ``path`` (a ``.keras`` file, atomically) with its
+    registry name and image size recorded; ``--weights PATH`` accepts the file.
+
+    Args:
+        model: a leafnet classifier.
+        spec: its backbone spec.
+        image_size: the input size it was trained at.
+        path: the file to write, e.g. ``RUN/backbone.keras``.
+        info: extra facts to record (e.g. the pretext task).
+
+    Returns:
+        The backbone model that was saved.
+    """
+    from leafnet.runs import atomic_path
+
+    backbone = extract_backbone(model, spec, image_size)
+    meta = {"format": BACKBONE_FORMAT, "version": 1, "backbone": spec.name, "image_size": int(image_size),
+            "blocks": spec.block_names, "layers": [l.name for l in backbone.layers if l.weights], **(info or {})}
+    with atomic_path(path) as tmp:
+        backbone.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as z:
+            z.writestr(INFO_ENTRY, json.dumps(meta, indent=2))
+    return backbone
+
+
+def read_backbone_info(path: str | os.PathLike) -> dict[str, Any] | None:
+    """What :func:`save_backbone` recorded in a ``backbone.keras`` (None for other files)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            if INFO_ENTRY not in z.namelist():
+                return None
+            meta = json.loads(z.read(INFO_ENTRY))
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return None
+    return meta if isinstance(meta, dict) and meta.get("format") == BACKBONE_FORMAT else None
+
+
+def load_backbone_file(path: str | os.PathLike):
+    """``(backbone model, info)`` of a ``backbone.keras`` (or a run folder holding one), loaded in
+    Keras safe mode unless ``--trust`` (:mod:`leafnet.trust`)."""
+    from leafnet.trust import load_model_file
+
+    p = resolve_weights_path(path)
+    info = read_backbone_info(p)
+    if info is None:
+        raise LeafnetError(f"{p} is not a leafnet backbone file (no {INFO_ENTRY} inside; write one with a pretext run)")
+    return load_model_file(p, "backbone", compile=False), info
+
+
+def _source_backbone(path: str | os.PathLike) -> str | None:
+    """The backbone a weights source says it holds (a backbone.keras or a run folder), if any."""
+    p = Path(path)
+    try:
+        if p.is_dir() and (p / "config.yaml").is_file() and not (p / BACKBONE_FILE).is_file():
+            import yaml
+
+            cfg = yaml.safe_load((p / "config.yaml").read_text(encoding="utf-8")) or {}
+            return (cfg.get("model") or {}).get("backbone")
+        info = read_backbone_info(resolve_weights_path(p))
+    except (OSError, ValueError, LeafnetError):
+        return None
+    return info.get("backbone") if info else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -34,10 +35,10 @@ def resolve_config(cfg: Config) -> tuple[Config, Any, int]:
     Returns:
         ``(resolved config, backbone spec, image size)``.
     """
-    from leafnet.models.registry import get_backbone
+    from leafnet.models.classifier import backbone_spec
 
     cfg = copy.deepcopy(cfg)
-    spec = get_backbone(cfg.model.backbone)
+    spec = backbone_spec(cfg.model)  # the registry's entry, a keras-hub preset's, cut at model.feature_layer
     cfg.model.backbone = spec.name
     from leafnet.models.classifier import resolve_finetune_blocks
 
@@ -46,17 +47,19 @@ def resolve_config(cfg: Config) -> tuple[Config, Any, int]:
     for key in ("data", "train", "val"):
         setattr(cfg.data, key, _abspath(getattr(cfg.data, key)))
     if cfg.model.weights not in ("imagenet", "none"):
-        cfg.model.weights = _abspath(cfg.model.weights)
+        from leafnet.models.weights import canonical_weights
+
+        cfg.model.weights = canonical_weights(cfg.model.weights)  # an absolute path, or hub:PRESET
     return cfg, spec, cfg.data.image_size
 
 
-def _stored_form(cfg: Config) -> dict:
+def stored_form(cfg: Config) -> dict:
     d = cfg.to_dict()
     d["run"]["dir"] = None  # config.yaml reproduces the run into a new folder
     return d
 
 
-def _first_difference(a: dict, b: dict) -> str | None:
+def first_difference(a: dict, b: dict) -> str | None:
     for section in a:
         for key in a[section]:
             if (section, key) in _COSMETIC:
@@ -66,7 +69,7 @@ def _first_difference(a: dict, b: dict) -> str | None:
     return None
 
 
-def _check_existing(run: RunDir, cfg: Config) -> bool:
+def check_existing(run: RunDir, cfg: Config) -> bool:
     """True when ``run`` holds this run already (resume); refuse a folder that holds another."""
     if not run.root.exists() or not any(run.root.iterdir()):
         return False
@@ -77,7 +80,7 @@ def _check_existing(run: RunDir, cfg: Config) -> bool:
         config_from_dict(stored)
     except LeafnetError as e:
         raise LeafnetError(f"run folder {run.root} has an unreadable config.yaml ({e})") from None
-    diff = _first_difference(_stored_form(cfg), stored)
+    diff = first_difference(stored_form(cfg), stored)
     if diff:
         raise LeafnetError(f"run folder {run.root} holds a different run ({diff}); "
                            "use another --run-dir, or delete the folder to start over")
@@ -128,7 +131,12 @@ def build_model(cfg: Config, spec, num_classes: int):
     from leafnet.models.weights import load_backbone_weights
 
     keras.utils.set_random_seed(cfg.run.seed)
-    model = build_classifier(spec, num_classes, cfg.data.image_size, cfg.model, cfg.augment, seed=cfg.run.seed)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(cfg.run.precision)  # the layers keep the policy they are built with
+    try:
+        model = build_classifier(spec, num_classes, cfg.data.image_size, cfg.model, cfg.augment, seed=cfg.run.seed)
+    finally:
+        keras.config.set_dtype_policy(previous)
     if cfg.model.weights not in ("imagenet", "none"):
         n = load_backbone_weights(model, spec, cfg.model.weights)
         if cfg.run.verbose:
@@ -160,7 +168,7 @@ def fit(config: Config | dict | str | os.PathLike | None = None, *, split: Split
 
     root = Path(cfg.run.dir).expanduser() if cfg.run.dir else default_run_dir(spec.name)
     run = RunDir(root)
-    resuming = _check_existing(run, cfg)
+    resuming = check_existing(run, cfg)
     if resuming and run.metrics.exists():
         if verbose:
             print(f"run {run.root} is already complete (val_accuracy {Run(run.root).metrics.get('val_accuracy')}); "
@@ -182,33 +190,39 @@ def fit(config: Config | dict | str | os.PathLike | None = None, *, split: Split
     val_paths, val_labels, val_hashes = split.subset(val=True)
     if not val_paths:
         raise DataError("the validation set is empty: use more images per class or a larger --val-split")
-    # The model (and its weights: an offline ImageNet download fails here) comes before the
-    # run folder, so a refused start leaves nothing behind.
-    model = build_model(cfg, spec, len(classes))
-    if not resuming:
-        run.create()
-        io_guard(lambda: write_split(run, split), f"the data files in {run.root}")
-        io_guard(lambda: write_text(run.config, "# leafnet run config; `leafnet fit --config THIS` reproduces "
-                                    "the run into a new folder\n" + _yaml(_stored_form(cfg))), str(run.config))
-    if verbose:
-        print(f"run folder: {run.root}  (if interrupted, rerun the same command with --run-dir {run.root} to resume)")
-        print(summarize(split))
-    train = ImageSet(train_paths, train_labels, len(classes), size)
-    val = ImageSet(val_paths, val_labels, len(classes), size)
-    mode = train.cache(cfg.data.cache, run.cache, train_hashes, progress=bool(verbose), label="train")
-    val.cache(mode, run.cache, val_hashes, progress=bool(verbose), label="val")
+    # Under tf.distribute the model, its optimizer and the training all live in the
+    # strategy's scope; exec_cfg has the global batch and the scaled learning rates.
+    from leafnet.train.distribute import distribution
 
-    from_scratch = cfg.model.weights == "none"
-    if from_scratch and cfg.transfer.epochs > 0 and verbose:
-        print("warning: --weights none: the backbone starts from random weights, so the transfer phase trains the "
-              "whole network (a frozen random backbone would learn nothing); the fine-tune phase then continues "
-              "with the last blocks at its lower learning rate")
+    strategy, exec_cfg = distribution(cfg)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        # The model (and its weights: an offline ImageNet download fails here) comes before the
+        # run folder, so a refused start leaves nothing behind.
+        model = build_model(cfg, spec, len(classes))
+        if not resuming:
+            run.create()
+            io_guard(lambda: write_split(run, split), f"the data files in {run.root}")
+            io_guard(lambda: write_text(run.config, "# leafnet run config; `leafnet fit --config THIS` reproduces "
+                                        "the run into a new folder\n" + to_yaml(stored_form(cfg))), str(run.config))
+        if verbose:
+            print(f"run folder: {run.root}  (if interrupted, rerun the same command with --run-dir {run.root} to resume)")
+            print(summarize(split))
+        train = ImageSet(train_paths, train_labels, len(classes), size)
+        val = ImageSet(val_paths, val_labels, len(classes), size)
+        mode = train.cache(cfg.data.cache, run.cache, train_hashes, progress=bool(verbose), label="train")
+        val.cache(mode, run.cache, val_hashes, progress=bool(verbose), label="val")
 
-    class_weight = _class_weights(train.labels, len(classes)) if cfg.data.balance == "weights" else None
-    trainer = Trainer(cfg, run, spec, model, train, val, class_weight=class_weight, from_scratch=from_scratch)
-    t0 = time.perf_counter()
-    history = trainer.fit()
-    _finish(run, cfg, model, spec, classes, train, val, history, time.perf_counter() - t0)
+        from_scratch = cfg.model.weights == "none"
+        if from_scratch and cfg.transfer.epochs > 0 and verbose:
+            print("warning: --weights none: the backbone starts from random weights, so the transfer phase trains the "
+                  "whole network (a frozen random backbone would learn nothing); the fine-tune phase then continues "
+                  "with the last blocks at its lower learning rate")
+
+        class_weight = _class_weights(train.labels, len(classes)) if cfg.data.balance == "weights" else None
+        trainer = Trainer(exec_cfg, run, spec, model, train, val, class_weight=class_weight, from_scratch=from_scratch)
+        t0 = time.perf_counter()
+        history = trainer.fit()
+        finish_run(run, cfg, model, spec, classes, train, val, history, time.perf_counter() - t0)
     result = Run(run.root)
     if verbose:
         m = result.metrics
@@ -218,7 +232,7 @@ def fit(config: Config | dict | str | os.PathLike | None = None, *, split: Split
     return result
 
 
-def _finish(run: RunDir, cfg: Config, model, spec, classes, train, val, history, seconds: float) -> None:
+def finish_run(run: RunDir, cfg: Config, model, spec, classes, train, val, history, seconds: float) -> None:
     """Write model.keras, metrics.json and the plots of a completed run."""
     from leafnet.plots import plot_confusion, plot_curves
 
@@ -240,7 +254,7 @@ def _finish(run: RunDir, cfg: Config, model, spec, classes, train, val, history,
     io_guard(lambda: write_json(run.metrics, metrics), str(run.metrics))
 
 
-def _yaml(d: dict) -> str:
+def to_yaml(d: dict) -> str:
     import yaml
 
     return yaml.safe_dump(d, sort_keys=False)

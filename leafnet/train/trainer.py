@@ -200,6 +200,7 @@ class Trainer:
     from_scratch: bool = False
     history: list[dict] = field(default_factory=list)
     _stage: Any = None
+    _features: Any = None      # (train, val) FeatureCache of the transfer phase, when it caches
 
     # -- persistence
     def _state_path(self) -> Path:
@@ -264,11 +265,50 @@ class Trainer:
             from leafnet.train.optimizers import LayerwiseLR
 
             optimizer = LayerwiseLR(optimizer, block_lr_multipliers(self.model, self.spec, phase.cfg.lr_decay))
-        self.model.compile(optimizer=optimizer, loss=make_loss(phase.cfg),
-                           metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+        loss = make_loss(phase.cfg)
+        self.model.compile(optimizer=optimizer, loss=loss, metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+                           jit_compile=self.cfg.run.jit_compile)
         self.model.optimizer.build(self.model.trainable_variables)
         self._stage = blocks
+        self._features = self._feature_cache(phase)
+        if self._features is not None:
+            # The head part shares the model's head layers, and now its optimizer too.
+            self._features[0].head_part.compile(optimizer=self.model.optimizer, loss=loss,
+                                                metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+                                                jit_compile=self.cfg.run.jit_compile)
         return counts
+
+    def _compile_final(self, phase: Phase) -> None:
+        import keras
+
+        from leafnet.models.classifier import set_trainable
+        from leafnet.train.optim import make_loss
+
+        set_trainable(self.model, self.spec, phase.name, blocks=self.cfg.finetune.blocks, from_scratch=self.from_scratch)
+        self.model.compile(loss=make_loss(phase.cfg), metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+
+    def _feature_cache(self, phase: Phase):
+        """The (train, val) feature caches when this phase trains the head on cached
+        backbone features (see :mod:`leafnet.train.features`), else None."""
+        from leafnet.train.features import FeatureCache, caching_plan
+
+        cfg = self.cfg
+        a = cfg.augment
+        use, why = caching_plan(cfg.data.cache_features, phase.name, self.from_scratch, self.model,
+                                mixing=bool(a.mixup or a.cutmix))
+        if not use:
+            if cfg.data.cache_features == "on" or (phase.name == "transfer" and "augmentation is on" in why):
+                self._log(f"  no feature cache: {why}")
+            return None
+        copies = cfg.data.feature_copies if why == "augmented copies" else 1
+        common = dict(seed=cfg.run.seed, cache_dir=self.run.cache, batch_size=max(cfg.data.batch_size, 32),
+                      progress=cfg.run.verbose == 1)
+        train = FeatureCache(self.model, self.train, copies=copies, augment=why == "augmented copies",
+                             label="train", **common)
+        val = FeatureCache(self.model, self.val, copies=1, augment=False, label="val", **common)
+        self._log(f"  feature cache ({why}{f', {copies} copies' if copies > 1 else ''}): the head trains on "
+                  f"{train.features.shape[2:]} backbone features computed once")
+        return train, val
 
     def _steps_per_epoch(self) -> int:
         return -(-len(self._train_order(0)) // self.cfg.data.batch_size)
@@ -289,9 +329,11 @@ class Trainer:
             self.history = self._read_history(state.epochs)
             self._log(f"resuming {run.root} after epoch {state.epochs} "
                       f"({phases[min(state.phase_index, len(phases) - 1)].name} phase)")
+        ran = False
         for pi, phase in enumerate(phases):
             if pi < state.phase_index or (pi == state.phase_index and state.phase_done):
                 continue
+            ran = True
             resumed_here = pi == state.phase_index and state.phase_epochs > 0
             k = state.phase_epochs if resumed_here else 0
             counts = self._prepare_phase(phase, self._stage_blocks(phase, k))
@@ -310,6 +352,12 @@ class Trainer:
                     state.best, state.best_monitor = None, phase.cfg.monitor
                 self._log_phase(phase, counts)
             self._run_phase(phase, state)
+        if not ran:
+            # Killed after the last epoch was committed but before the run was finished:
+            # nothing to train, but the model must hold the final weights and be compiled
+            # for the final evaluation.
+            self._compile_final(phases[-1])
+            _load_arrays(self.model, run.backup / state.weights, with_optimizer=False)
         state.complete = True
         io_guard(lambda: self._commit(state), f"the run state in {run.backup}")
         return self.history
@@ -318,6 +366,8 @@ class Trainer:
         from leafnet.data.augment import mix_batches
 
         cfg = self.cfg
+        if self._features is not None:
+            return self._features[0].dataset(cfg.data.batch_size, self._train_order(n), epoch=n)
         ds = self.train.dataset(cfg.data.batch_size, self._train_order(n))
         a = cfg.augment
         mixing_off = a.mix_off_epochs and state.phase_epochs >= phase.cfg.epochs - a.mix_off_epochs
@@ -330,7 +380,6 @@ class Trainer:
 
         cfg, run, p = self.cfg, self.run, phase.cfg
         monitor = p.monitor
-        val_ds = self.val.dataset(cfg.data.batch_size)
         while state.phase_epochs < p.epochs:
             n = state.epochs  # 0-based global epoch index
             stage = self._stage_blocks(phase, state.phase_epochs)
@@ -343,13 +392,16 @@ class Trainer:
                 print(f"{label}")
             reseed(self.model, cfg.run.seed, n)
             train_ds = self._train_dataset(phase, state, n)
+            cached = self._features is not None
+            fit_model = self._features[0].head_part if cached else self.model
+            val_ds = self._features[1].dataset(cfg.data.batch_size) if cached else self.val.dataset(cfg.data.batch_size)
             lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
             t0 = time.perf_counter()
-            h = self.model.fit(train_ds, epochs=1, verbose=0, shuffle=False, class_weight=self.class_weight,
+            h = fit_model.fit(train_ds, epochs=1, verbose=0, shuffle=False, class_weight=self.class_weight,
                                callbacks=_callbacks(phase.name, label, self._steps_per_epoch(), cfg.run.verbose))
             # Validation after fit: with use_ema, fit ends by moving the weights to their
             # average, and that is the model that must be judged and saved.
-            val = self.model.evaluate(val_ds, verbose=0, return_dict=True)
+            val = fit_model.evaluate(val_ds, verbose=0, return_dict=True)
             seconds = time.perf_counter() - t0
             logs = {k: float(v[-1]) for k, v in h.history.items()}
             logs.update({f"val_{k}": float(v) for k, v in val.items()})

@@ -77,9 +77,9 @@ def claim_folder(path: Path, identity: dict, what: str) -> bool:
             if stored.get(key) != identity[key]:
                 detail = ""
                 if key == "base_config":
-                    from leafnet.train.fit import _first_difference
+                    from leafnet.train.fit import first_difference
 
-                    detail = f" ({_first_difference(identity[key], stored.get(key) or {})})"
+                    detail = f" ({first_difference(identity[key], stored.get(key) or {})})"
                     key = "config"
                 raise ConfigError(f"{path.parent} holds a {what} with a different {key}{detail} than this command's; "
                                   f"use a new --run-dir (or the original settings to resume it)")
@@ -90,9 +90,9 @@ def claim_folder(path: Path, identity: dict, what: str) -> bool:
 
 def identity_config(cfg: Config) -> dict:
     """The config as stored, without the keys that may change between a run and its resume."""
-    from leafnet.train.fit import _stored_form
+    from leafnet.train.fit import stored_form
 
-    d = _stored_form(cfg)
+    d = stored_form(cfg)
     d["run"]["verbose"] = None
     return d
 

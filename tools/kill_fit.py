@@ -1,0 +1,203 @@
+"""SIGKILL a `leafnet fit` + `leafnet export` job at random moments, again and again, and check
+that every rerun resumes, every epoch is trained once, no artifact under its final name is
+ever unreadable, and the finished run equals an uninterrupted one.
+
+    python tools/kill_fit.py --kills 200                # the figure in the README (Reliability)
+    python tools/kill_fit.py --kills 5 --out /tmp/k     # what tests/reliability/test_kill.py runs
+
+The job is a tiny two-phase fit (simple-cnn, 32 px, 3 transfer + 2 fine-tune epochs) followed
+by a SavedModel export, so kills land in start-up, batches, epoch ends, checkpoint writes,
+the phase switch and the export. Kill times are drawn uniformly over the length of an
+uninterrupted job. After each kill the tool checks every file under its final name, then
+starts the same command again (which resumes); when a job completes, its final weights are
+compared with the uninterrupted reference (atol 1e-6) and a new run folder is started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import csv
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+JOB = """
+import sys
+from leafnet.cli import main
+code = main(["fit", "--data", sys.argv[1], "--backbone", "simple-cnn", "--weights", "none", "--image-size", "32",
+             "--batch-size", "16", "--epochs", "3", "--finetune-epochs", "2", "--seed", "7", "--run-dir", sys.argv[2],
+             "--set", "transfer.early_stopping=0", "--set", "finetune.early_stopping=0", "--set", "augment.rotation=0.2",
+             "--quiet"])
+if code == 0:
+    code = main(["export", sys.argv[2], "--format", "savedmodel"])
+sys.exit(code)
+"""
+
+
+def start(data: Path, run: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", JOB, str(data), str(run)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def where(run: Path) -> str:
+    """Where the job was when killed, from what it had committed."""
+    if (run / "export" / "savedmodel").is_dir():
+        return "done"
+    if any((run / "export").glob(".savedmodel.*")) if (run / "export").is_dir() else False:
+        return "export"
+    if (run / "metrics.json").exists():
+        return "export"
+    if not (run / "config.yaml").exists():
+        return "start-up"
+    if not (run / "history.csv").exists():
+        return "epoch 1"
+    rows = list(csv.DictReader(open(run / "history.csv", encoding="utf-8")))
+    if len(rows) >= 5:
+        return "finishing"
+    return f"epoch {len(rows) + 1}" + (" (phase switch)" if len(rows) == 3 else "")
+
+
+def check_artifacts(run: Path) -> list[str]:
+    """Every file under a final name parses or loads; returns the problems."""
+    import keras
+    import yaml
+
+    problems = []
+
+    def attempt(path: Path, fn):
+        if path.exists():
+            try:
+                fn(path)
+            except Exception as e:  # noqa: BLE001 - any failure to read is the finding
+                problems.append(f"{path.relative_to(run)}: {type(e).__name__}: {e}")
+
+    attempt(run / "config.yaml", lambda p: yaml.safe_load(p.read_text()))
+    for name in ("classes.json", "data_report.json", "metrics.json", "backup/state.json"):
+        attempt(run / name, lambda p: json.loads(p.read_text()))
+    for name in ("split.csv", "history.csv"):
+        attempt(run / name, lambda p: list(csv.DictReader(open(p, encoding="utf-8"))))
+    for name in ("best.keras", "model.keras"):
+        attempt(run / name, lambda p: keras.saving.load_model(p, safe_mode=True))
+    state = run / "backup" / "state.json"
+    if state.exists():
+        try:
+            s = json.loads(state.read_text())
+            for key in ("weights", "phase_best_weights"):
+                if s.get(key):
+                    import numpy as np
+
+                    with np.load(run / "backup" / s[key]) as z:
+                        [z[k] for k in z.files]
+        except Exception as e:  # noqa: BLE001
+            problems.append(f"backup referenced by state.json: {type(e).__name__}: {e}")
+    export = run / "export" / "savedmodel"
+    if export.exists():
+        attempt(export / "model_card.json", lambda p: json.loads(p.read_text()))
+        if not (export / "saved_model.pb").is_file():
+            problems.append("export/savedmodel without saved_model.pb")
+    return problems
+
+
+def final_weights(run: Path) -> dict:
+    import numpy as np
+
+    state = json.loads((run / "backup" / "state.json").read_text())
+    with np.load(run / "backup" / state["weights"]) as z:
+        return {k: z[k] for k in z.files if k.startswith("w")}
+
+
+def verify_complete(run: Path, reference: dict) -> list[str]:
+    import numpy as np
+
+    problems = check_artifacts(run)
+    rows = list(csv.DictReader(open(run / "history.csv", encoding="utf-8")))
+    if [int(r["epoch"]) for r in rows] != [1, 2, 3, 4, 5]:
+        problems.append(f"epochs in history.csv: {[r['epoch'] for r in rows]}")
+    got = final_weights(run)
+    worst = max(float(np.abs(got[k] - reference[k]).max()) for k in reference)
+    if worst > 1e-6:
+        problems.append(f"final weights differ from the uninterrupted run by {worst:g}")
+    if not (run / "export" / "savedmodel" / "saved_model.pb").is_file():
+        problems.append("no export")
+    return problems
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--kills", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="runs/kill-fit")
+    args = ap.parse_args(argv)
+
+    from leafnet.data.synth import generate
+
+    out = Path(args.out).resolve()
+    shutil.rmtree(out, ignore_errors=True)
+    data = out / "leaves"
+    generate(data, classes=4, per_class=30, size=48, seed=1)
+    rng = random.Random(args.seed)
+
+    t0 = time.perf_counter()
+    ref = start(data, out / "reference")
+    if ref.wait() != 0:
+        print(ref.stderr.read(), file=sys.stderr)
+        return 1
+    duration = time.perf_counter() - t0
+    reference = final_weights(out / "reference")
+    print(f"uninterrupted job: {duration:.1f} s", flush=True)
+
+    kills, completed, problems = 0, 0, []
+    at = collections.Counter()
+    run_no = 0
+    run = out / f"run-{run_no}"
+    while kills < args.kills:
+        proc = start(data, run)
+        delay = rng.uniform(0.0, duration)
+        try:
+            code = proc.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            at[where(run)] += 1
+            found = check_artifacts(run) if run.exists() else []
+            problems += [f"kill {kills} ({where(run)}): {p}" for p in found]
+            if kills % 10 == 0:
+                print(f"{kills} kills, {completed} completed jobs, {len(problems)} problems", flush=True)
+            continue
+        if code != 0:
+            problems.append(f"a rerun failed (exit {code}): {proc.stderr.read()[-500:]}")
+        else:
+            problems += [f"job {run_no}: {p}" for p in verify_complete(run, reference)]
+            completed += 1
+        run_no += 1
+        run = out / f"run-{run_no}"
+    # finish the last interrupted job
+    if run.exists():
+        proc = start(data, run)
+        if proc.wait() != 0:
+            problems.append(f"the last rerun failed: {proc.stderr.read()[-500:]}")
+        else:
+            problems += [f"job {run_no}: {p}" for p in verify_complete(run, reference)]
+            completed += 1
+    print(f"\n{kills} SIGKILLs, {completed} jobs completed after their kills, {len(problems)} problems")
+    print("kills by moment: " + ", ".join(f"{k}: {v}" for k, v in sorted(at.items())))
+    for p in problems:
+        print("PROBLEM", p)
+    summary = {"kills": kills, "completed": completed, "problems": problems, "kills_by_moment": dict(at),
+               "uninterrupted_seconds": round(duration, 1)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
