@@ -52,6 +52,15 @@ def _install_registration_hook() -> None:
 _install_registration_hook()
 
 
+def _cpu_defaults() -> None:
+    from leafnet.perf import configure_cpu
+
+    configure_cpu()  # environment defaults TensorFlow reads when it is imported (leafnet/perf.py)
+
+
+_cpu_defaults()
+
+
 def __getattr__(name: str):
     if name in _LAZY:
         import importlib

@@ -1,0 +1,197 @@
+"""Benchmark: leafnet's trainer against a hand-written Keras ``model.fit`` of the same model.
+
+Both sides train the same classifier (``build_classifier`` of the config: augmentation
+layers, backbone, head; two instances built with the same seed), with the same
+optimizer, loss, batch size and images (decoded once, in memory), and validate on the
+same images every epoch:
+
+* leafnet: :class:`leafnet.train.trainer.Trainer` in a fresh run folder under /tmp
+  (what ``leafnet fit`` runs after scanning and caching: per-epoch reseeding and shuffle
+  order, ``fit`` then ``evaluate``, backups, ``best.keras``, history), transfer phase only,
+  early stopping and plateau schedule off, so every round runs ``--epochs`` epochs;
+* keras: ``model.fit(x, y, validation_data=(xv, yv), epochs=E, shuffle=True)``.
+
+A round runs E epochs of each side, alternating which goes first. An epoch's time is
+from the start of its training to the start of the next epoch's, so everything the
+trainer does between epochs is counted; each round's first epoch (tracing after
+``compile``) is left out. ``--profile`` also prints where leafnet's time per epoch goes.
+
+    python tools/bench/fit_vs_keras.py                   # the demo recipe: simple-cnn, 64 px, demo leaves
+    python tools/bench/fit_vs_keras.py --backbone b0 --size 96 --epochs 3 --rounds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import functools
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import alternate, machine_line, table  # noqa: E402
+
+
+class Clock:
+    """Accumulates wall time per label, for the ``--profile`` breakdown."""
+
+    def __init__(self):
+        self.seconds = collections.defaultdict(float)
+        self.calls = collections.defaultdict(int)
+        self.enabled = False
+
+    def wrap(self, label, fn):
+        @functools.wraps(fn)
+        def timed(*a, **k):
+            if not self.enabled:
+                return fn(*a, **k)
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                self.seconds[label] += time.perf_counter() - t0
+                self.calls[label] += 1
+        return timed
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default=str(Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"))
+    p.add_argument("--backbone", help="override model.backbone")
+    p.add_argument("--size", type=int, help="override data.image_size")
+    p.add_argument("--epochs", type=int, default=4, help="epochs per round and side (the first is not timed)")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--profile", action="store_true", help="break leafnet's epoch time down")
+    args = p.parse_args(argv)
+
+    import keras
+    import numpy as np
+
+    import leafnet.train.trainer as trainer_mod
+    from leafnet.data.pipeline import ImageSet
+    from leafnet.data.prepare import scan_and_split
+    from leafnet.runs import RunDir
+    from leafnet.train.fit import as_config, build_model, resolve_config
+    from leafnet.train.optim import make_loss, make_optimizer, make_schedule
+
+    flags = {"transfer.epochs": args.epochs, "finetune.epochs": 0, "transfer.early_stopping": 0,
+             "transfer.reduce_lr_patience": 0, "run.verbose": 0}
+    if args.backbone:
+        flags["model.backbone"] = args.backbone
+    if args.size:
+        flags["data.image_size"] = args.size
+    cfg, spec, size = resolve_config(as_config(args.config, **flags))
+    split = scan_and_split(cfg.data, cfg.run.seed, progress=False)
+    k = len(split.classes)
+    tp, tl, _ = split.subset(val=False)
+    vp, vl, _ = split.subset(val=True)
+    train, val = ImageSet(tp, tl, k, size), ImageSet(vp, vl, k, size)
+    train.cache("memory")
+    val.cache("memory")
+    bs = cfg.data.batch_size
+    x = np.concatenate([b.numpy() for b, _ in train.dataset(256)])
+    y = np.concatenate([lab.numpy() for _, lab in train.dataset(256)])
+    xv = np.concatenate([b.numpy() for b, _ in val.dataset(256)])
+    yv = np.concatenate([lab.numpy() for _, lab in val.dataset(256)])
+    n = len(train)
+
+    # Epoch boundaries: the trainer calls model.fit once per epoch, with the callbacks of
+    # trainer._callbacks; one more callback records when each epoch's training starts.
+    starts: list[float] = []
+
+    class Start(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            if self.model is not keras_model:      # leafnet: one fit call per epoch
+                starts.append(time.perf_counter())
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if self.model is keras_model:
+                starts.append(time.perf_counter())
+
+    original_callbacks = trainer_mod._callbacks
+    trainer_mod._callbacks = lambda *a, **kw: original_callbacks(*a, **kw) + [Start()]
+
+    clock = Clock()
+    if args.profile:
+        for name in ("reseed", "all_finite", "_save_arrays", "_model_arrays", "save_keras", "_load_arrays"):
+            setattr(trainer_mod, name, clock.wrap(name, getattr(trainer_mod, name)))
+        for name in ("_commit", "_train_dataset", "_steps_per_epoch"):
+            setattr(trainer_mod.Trainer, name, clock.wrap(f"Trainer.{name}", getattr(trainer_mod.Trainer, name)))
+
+    leafnet_model = build_model(cfg, spec, k)
+    if args.profile:
+        leafnet_model.fit = clock.wrap("model.fit (1 epoch)", leafnet_model.fit)
+        leafnet_model.evaluate = clock.wrap("model.evaluate (val)", leafnet_model.evaluate)
+    keras_model = build_model(cfg, spec, k)
+    from leafnet.models.classifier import set_trainable
+
+    set_trainable(keras_model, spec, "transfer", from_scratch=cfg.model.weights == "none")
+    keras_model.compile(optimizer=make_optimizer(cfg.transfer, make_schedule(cfg.transfer, -(-n // bs))),
+                        loss=make_loss(cfg.transfer), metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+    tmp = Path(tempfile.mkdtemp(prefix="leafnet-bench-fit-"))
+    epoch_s: dict[str, list[float]] = {"leafnet": [], "keras": []}
+    wall = {"leafnet": 0.0, "keras": 0.0}
+
+    def durations(t_end: float) -> list[float]:
+        marks = starts + [t_end]
+        return [b - a for a, b in zip(marks, marks[1:])][1:]     # the first epoch traces: not timed
+
+    def leafnet_round(r: int) -> float:
+        run = RunDir(tmp / f"run{r}")
+        run.create()
+        t = trainer_mod.Trainer(cfg, run, spec, leafnet_model, train, val, from_scratch=cfg.model.weights == "none")
+        starts.clear()
+        t0 = time.perf_counter()
+        t.fit()
+        t_end = time.perf_counter()
+        clock.enabled = True if r == 0 else clock.enabled
+        d = durations(t_end)
+        epoch_s["leafnet"] += d
+        wall["leafnet"] += t_end - t0
+        shutil.rmtree(run.root, ignore_errors=True)
+        return statistics.median(d)
+
+    def keras_round(r: int) -> float:
+        starts.clear()
+        t0 = time.perf_counter()
+        keras_model.fit(x, y, batch_size=bs, epochs=args.epochs, validation_data=(xv, yv), shuffle=True,
+                        verbose=0, callbacks=[Start()])
+        t_end = time.perf_counter()
+        d = durations(t_end)
+        epoch_s["keras"] += d
+        wall["keras"] += t_end - t0
+        return statistics.median(d)
+
+    # Round 0 of leafnet runs unprofiled (tracing); the profile covers rounds 1.. .
+    profiled_epochs = max(0, (args.rounds - 1) * args.epochs)
+    alternate({"leafnet": leafnet_round, "keras": keras_round}, args.rounds)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+    rates = {side: [n / s for s in v] for side, v in epoch_s.items()}
+    print(f"{spec.name} @ {size} px, batch {bs}, {n} train + {len(val)} val images, {args.epochs} epochs x "
+          f"{args.rounds} rounds per side (first epoch of each round not timed); {machine_line()}")
+    print()
+    print(table({"keras": rates["keras"], "leafnet": rates["leafnet"]}, "keras",
+                unit="train images/s (epoch incl. validation)"))
+    print()
+    for side in ("keras", "leafnet"):
+        print(f"{side}: median epoch {statistics.median(epoch_s[side]):.3f} s; epochs: "
+              + ", ".join(f"{s:.2f}" for s in epoch_s[side]))
+    if args.profile and profiled_epochs:
+        print()
+        print(f"leafnet, seconds per epoch by part (rounds 2..{args.rounds}, {profiled_epochs} epochs, each "
+              "round's first epoch included: fit and evaluate trace again after the trainer's compile):")
+        print()
+        print("| part | s/epoch | calls/epoch |")
+        print("|---|---|---|")
+        for label, s in sorted(clock.seconds.items(), key=lambda kv: -kv[1]):
+            print(f"| {label} | {s / profiled_epochs:.4f} | {clock.calls[label] / profiled_epochs:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
