@@ -199,6 +199,9 @@ def set_trainable(model: keras.Model, spec: BackboneSpec, phase: str, blocks: in
                   from_scratch: bool = False) -> dict[str, int]:
     """Freeze the model for a phase. Call ``compile`` afterwards.
 
+    Frozen blocks run in inference mode: BatchNormalization through ``trainable=False``,
+    dropout layers (EfficientNet's stochastic depth) by a rate of 0 while frozen.
+
     * ``transfer``: the backbone is frozen (all of it, BatchNormalization included) and
       only the head trains; with ``from_scratch`` (random backbone weights) nothing is
       frozen, since a frozen random backbone would learn nothing.
@@ -216,6 +219,12 @@ def set_trainable(model: keras.Model, spec: BackboneSpec, phase: str, blocks: in
         set(resolve_finetune_blocks(spec, blocks)) if phase == "finetune" else set())
     for layer in backbone_layers(model, spec):
         train = blocks_of[layer.name] in unfrozen
+        if isinstance(layer, layers.Dropout):
+            # A frozen block runs in inference mode, its dropout (EfficientNet's stochastic
+            # depth) included; trainable=False alone leaves dropout on in training steps.
+            if not hasattr(layer, "_leafnet_rate"):
+                layer._leafnet_rate = layer.rate
+            layer.rate = layer._leafnet_rate if train else 0.0
         if phase == "finetune" and isinstance(layer, layers.BatchNormalization):
             train = False
         layer.trainable = train

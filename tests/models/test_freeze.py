@@ -85,3 +85,21 @@ def test_bn_statistics_do_not_move_during_finetuning():
         np.testing.assert_array_equal(np.array(l.moving_variance), before[l.name][1], err_msg=l.name)
     np.testing.assert_array_equal(np.array(model.get_layer("block5a_expand_conv").kernel), frozen_conv)
     assert np.abs(np.array(model.get_layer("block7a_expand_conv").kernel) - tuned_conv).max() > 0
+
+
+def test_frozen_blocks_drop_nothing_and_unfrozen_blocks_keep_their_dropout(b0):
+    spec, model = b0
+    drops = {layer.name: layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)
+             and not layer.name.startswith("head_")}
+    assert drops and all(d.rate > 0 for d in drops.values())       # EfficientNet's stochastic depth
+    original = {n: d.rate for n, d in drops.items()}
+    set_trainable(model, spec, "transfer")
+    assert all(d.rate == 0.0 for d in drops.values())
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    inference = model(x, training=False)
+    np.testing.assert_allclose(model(x, training=True), inference, atol=1e-5)  # frozen: training = inference
+    set_trainable(model, spec, "finetune", blocks=1)
+    for name, d in drops.items():
+        assert d.rate == (original[name] if name.startswith("block7") else 0.0), name
+    set_trainable(model, spec, "transfer", from_scratch=True)
+    assert {n: d.rate for n, d in drops.items()} == original
