@@ -112,23 +112,29 @@ class FeatureCache:
     def _compute(self, out: np.ndarray, model, seed: int, augment: bool, batch_size: int, progress: bool,
                  label: str) -> None:
         import keras
+        import tensorflow as tf
 
         from leafnet.train.trainer import epoch_seed, reseed
 
-        aug = model.get_layer("augmentation") if augment else None
+        aug, backbone = (model.get_layer("augmentation") if augment else None), self.backbone_part
+
+        @tf.function(reduce_retracing=True)
+        def extract(x):  # one graph: (augmentation in training mode ->) the backbone part in inference mode
+            if aug is not None:
+                x = aug(x, training=True)
+            return backbone(x, training=False)
+
         bar = keras.utils.Progbar(out.shape[0] * out.shape[1], unit_name="image") if progress else None
         if progress:
             print(f"computing backbone features of {len(self.images)} {label} images"
                   + (f" ({self.copies} augmented copies)" if augment else "") + " (feature cache)")
         done = 0
         for c in range(self.copies):
-            if aug is not None:
+            if augment:
                 reseed(model, epoch_seed(seed, c, 11), c)
             i = 0
-            for x, _ in self.images.dataset(batch_size):
-                if aug is not None:
-                    x = aug(x, training=True)
-                f = keras.ops.convert_to_numpy(self.backbone_part(x, training=False))
+            for xb, _ in self.images.dataset(batch_size):
+                f = extract(xb).numpy()
                 out[c, i:i + len(f)] = f
                 i += len(f)
                 done += len(f)
