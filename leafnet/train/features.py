@@ -160,8 +160,11 @@ class FeatureCache:
             ds = tf.data.Dataset.from_tensor_slices(order).batch(batch_size).map(read)
         else:
             table = tf.constant(feats)
-            ds = tf.data.Dataset.from_tensor_slices(order).batch(batch_size).map(
-                lambda idx: (tf.gather(table, idx), tf.gather(onehot, idx)))
+
+            def take(idx):
+                return tf.gather(table, idx), tf.gather(onehot, idx)
+
+            ds = tf.data.Dataset.from_tensor_slices(order).batch(batch_size).map(take)
         return ds.prefetch(tf.data.AUTOTUNE)
 
 
