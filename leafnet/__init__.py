@@ -5,6 +5,10 @@ Public API (imported lazily, so ``import leafnet`` and the CLI's error paths sta
     import leafnet
     run = leafnet.fit({"data": {"data": "my_images/"}, "model": {"backbone": "b0"}})
     run.metrics["val_accuracy"]
+    result = leafnet.search({"data": {"data": "my_images/"}}, tuner="bayesian", max_trials=20)
+
+``evaluate``, ``predict``, ``export``, ``explain``, ``pretext`` and ``report`` are modules of
+the same names: ``from leafnet.evaluate import evaluate``, and so on.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ _LAZY = {
     "get_backbone": ("leafnet.models.registry", "get_backbone"),
     "list_backbones": ("leafnet.models.registry", "list_backbones"),
     "scan_folder": ("leafnet.data.scan", "scan_folder"),
+    "search": ("leafnet.tune.search", "search"),
+    "cross_validate": ("leafnet.tune.cv", "cross_validate"),
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
