@@ -45,6 +45,17 @@ def _blocks(text: str) -> int | str:
     return value
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (shared by the extension modules' parsers)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1; received {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1; received {text!r}")
+    return value
+
+
 def _bool(text: str) -> bool:
     value = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
     if text.lower() not in value:

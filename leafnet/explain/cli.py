@@ -7,18 +7,10 @@ from __future__ import annotations
 
 import argparse
 
+from leafnet.cli import positive_int
+
 METHOD_CHOICES = ("saliency", "smoothgrad", "gradcam", "gradcam++", "scorecam", "faster-scorecam", "layercam",
                   "guided-backprop", "guided-gradcam")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1; received {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1; received {text!r}")
-    return value
 
 
 def _floats(text: str) -> list[float]:
@@ -50,10 +42,10 @@ def register(sub) -> dict:
                    help="the class whose score is explained (default: predicted)")
     p.add_argument("--layer", help="CAM layer: NAME or block:N (default: the last layer with a spatial map)")
     p.add_argument("--blocks", help="also compare these backbone blocks side by side, e.g. 1,2,last")
-    p.add_argument("--per-class", type=_positive_int, default=0, metavar="N",
+    p.add_argument("--per-class", type=positive_int, default=0, metavar="N",
                    help="add the first N validation images of each class")
-    p.add_argument("--samples", type=_positive_int, default=20, help="SmoothGrad: noisy copies per image")
-    p.add_argument("--max-n", type=_positive_int, default=16,
+    p.add_argument("--samples", type=positive_int, default=20, help="SmoothGrad: noisy copies per image")
+    p.add_argument("--max-n", type=positive_int, default=16,
                    help="Faster Score-CAM: feature maps used (those of largest variance)")
     p.add_argument("--out", help="output folder (default: RUN/explain/METHOD)")
 
@@ -64,12 +56,12 @@ def register(sub) -> dict:
     p.add_argument("--layer", help="NAME or block:N (default: the backbone's last conv layer)")
     p.add_argument("--filters", help="0,5,9 or top:K (the K filters with the largest summed weights; default top:8)")
     p.add_argument("--classes", help="class names to invert instead of filters, e.g. oak,maple")
-    p.add_argument("--steps", type=_positive_int, help="gradient steps (default 200)")
+    p.add_argument("--steps", type=positive_int, help="gradient steps (default 200)")
     p.add_argument("--lr", type=float, help="Adam learning rate in pixel values per step (default 8)")
     p.add_argument("--weight-decay", type=float, help="Adam's decoupled weight decay (default 0)")
     p.add_argument("--tv", type=float, help="total-variation weight (default 0.02)")
     p.add_argument("--norm", type=float, help="L-p norm weight (default 0.005)")
-    p.add_argument("--norm-p", type=_positive_int, help="p of the norm (default 1)")
+    p.add_argument("--norm-p", type=positive_int, help="p of the norm (default 1)")
     p.add_argument("--jitter", type=int, help="random shift in pixels per step (default 2)")
     p.add_argument("--rotation", type=float, help="random rotation in degrees per step (default 2)")
     p.add_argument("--scale", type=_pair, metavar="LOW,HIGH", help="random zoom range per step (default 0.95,1.05)")
@@ -80,7 +72,7 @@ def register(sub) -> dict:
                    help="first search learning rate x weight decay (median of the last 10 losses)")
     p.add_argument("--tune-lr", type=_floats, metavar="X,Y,...", help="learning rates tried (default 2,8,32)")
     p.add_argument("--tune-wd", type=_floats, metavar="X,Y,...", help="weight decays tried (default 0,0.001)")
-    p.add_argument("--tune-steps", type=_positive_int, help="steps per tried setting (default: --steps)")
+    p.add_argument("--tune-steps", type=positive_int, help="steps per tried setting (default: --steps)")
     p.add_argument("--out", help="output folder (default: RUN/explain/inversions)")
 
     p = sub.add_parser("filters", help="conv filters beside the feature maps they produce on an image",
@@ -89,7 +81,7 @@ def register(sub) -> dict:
     p.add_argument("run", help="run folder (or a .keras model)")
     p.add_argument("image", help="one image file")
     p.add_argument("--layers", help="early,mid,deep (default) and/or layer names, comma-separated")
-    p.add_argument("--max-filters", type=_positive_int, default=16, help="filters shown per layer")
+    p.add_argument("--max-filters", type=positive_int, default=16, help="filters shown per layer")
     p.add_argument("--out", help="output folder (default: RUN/explain/filters)")
 
     p = sub.add_parser("report", help="one HTML page of a run: config, data, curves, metrics, explanations",

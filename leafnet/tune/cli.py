@@ -2,19 +2,7 @@
 
 from __future__ import annotations
 
-from leafnet.cli import add_train_flags, train_flags
-
-
-def _positive(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; received {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; received {text!r}")
-    return value
+from leafnet.cli import add_train_flags, positive_int, train_flags
 
 
 def register(sub) -> dict:
@@ -24,22 +12,22 @@ def register(sub) -> dict:
                                    "trial (hyperband: the largest budget).")
     add_train_flags(p)
     p.add_argument("--tuner", default="random", choices=("random", "grid", "bayesian", "hyperband"))
-    p.add_argument("--max-trials", type=_positive, default=10, help="number of trials (failed ones count)")
+    p.add_argument("--max-trials", type=positive_int, default=10, help="number of trials (failed ones count)")
     p.add_argument("--objective", default="val_loss", choices=("val_loss", "val_accuracy"))
     p.add_argument("--space", help="search space YAML (default: lr, batch size, dropout, label smoothing; "
                                    "see configs/search-space.yaml)")
     p.add_argument("--patience", type=int, default=2, help="early stopping inside a trial (epochs, 0: off)")
-    p.add_argument("--max-failures", type=_positive, default=3, help="stop after this many failed trials in a row")
+    p.add_argument("--max-failures", type=positive_int, default=3, help="stop after this many failed trials in a row")
     p.add_argument("--distributed", choices=("chief", "worker"),
                    help="KerasTuner chief/worker mode: one chief serves the oracle, workers run trials")
     p.add_argument("--oracle-address", help="the chief's address (with --distributed)")
-    p.add_argument("--oracle-port", type=_positive, help="the chief's port (with --distributed)")
+    p.add_argument("--oracle-port", type=positive_int, help="the chief's port (with --distributed)")
     p.add_argument("--worker-id", help="a unique name of this worker (default: worker-HOST-PID)")
 
     c = sub.add_parser("cv", help="stratified k-fold cross-validation of a fit config",
                        description="Train one run per fold in CV/fold-K and summarise mean and std of each metric.")
     add_train_flags(c)
-    c.add_argument("--folds", type=_positive, default=5)
+    c.add_argument("--folds", type=positive_int, default=5)
     return {"search": cmd_search, "cv": cmd_cv}
 
 
