@@ -92,7 +92,10 @@ TRAIN_FLAGS = {
     "--seed": ("run.seed", int, "seed of the split, shuffling and random layers"),
     "--precision": ("run.precision", str, "float32 | mixed_float16 | mixed_bfloat16"),
     "--jit-compile": ("run.jit_compile", _bool, "true | false: XLA-compile the train step"),
-    "--distribute": ("run.distribute", str, "none | mirrored | tpu (tf.distribute; --batch-size is per replica)"),
+    "--sync-batchnorm": ("run.sync_batchnorm", _bool, "true: BatchNormalization statistics over the global batch "
+                         "of all replicas"),
+    "--distribute": ("run.distribute", str, "none | mirrored | multiworker | tpu (tf.distribute; --batch-size is per replica; "
+                     "multiworker reads TF_CONFIG)"),
     "--cache-features": ("data.cache_features", str,
                          "auto | on | off: train the head on backbone features computed once (frozen phase)"),
     "--run-dir": ("run.dir", str, "run folder (rerun with the same folder to resume)"),

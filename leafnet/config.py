@@ -183,9 +183,12 @@ class RunConfig:
                              "automatic) or mixed_bfloat16 (GPUs, TPUs, CPUs with AVX512_BF16); the output "
                              "layer stays float32", choices=("float32", "mixed_float16", "mixed_bfloat16"))
     jit_compile: bool = setting(False, "compile the train step with XLA (often faster on a GPU; much slower on CPUs)")
-    distribute: str = setting("none", "tf.distribute strategy: none, mirrored (all local GPUs), tpu; data.batch_size "
+    distribute: str = setting("none", "tf.distribute strategy: none, mirrored (all local GPUs), multiworker (the machines "
+                              "TF_CONFIG names), tpu; data.batch_size "
                               "is per replica and the learning rates scale with the replica count",
-                              choices=("none", "mirrored", "tpu"))
+                              choices=("none", "mirrored", "multiworker", "tpu"))
+    sync_batchnorm: bool = setting(False, "with several replicas, BatchNormalization layers that train use the "
+                                   "statistics of the global batch (all-reduced every step) instead of each replica's")
 
 
 @dataclass

@@ -6,6 +6,13 @@
 - ``mirrored``: ``tf.distribute.MirroredStrategy`` over every local GPU (or, with none, the
   logical CPU devices: one unless configured): one replica per device, gradients
   all-reduced every step.
+- ``multiworker``: ``tf.distribute.MultiWorkerMirroredStrategy`` over the machines that
+  ``TF_CONFIG`` names (each with its local GPUs, or its CPU): every worker runs the same
+  command; worker 0 (or the ``chief`` task) writes the run folder, the others write
+  nothing. Keras 3's ``model.fit`` fails under this strategy (keras#20585), so the epochs
+  run on leafnet's own steps under ``strategy.run`` (:mod:`leafnet.train.steps`); a killed
+  worker stops the cluster, and the same command on every worker resumes from the chief's
+  last finished epoch.
 - ``tpu``: ``tf.distribute.TPUStrategy`` on the TPU the environment names
   (``TPUClusterResolver()``: a Cloud TPU VM, Colab or Kaggle).
 
@@ -19,6 +26,8 @@ history.csv shows the learning rates actually used.
 from __future__ import annotations
 
 import copy
+import json
+import os
 
 from leafnet.config import Config
 from leafnet.errors import LeafnetError
@@ -34,6 +43,22 @@ def make_strategy(name: str):
         gpus = tf.config.list_logical_devices("GPU")
         devices = gpus or tf.config.list_logical_devices("CPU")  # several logical CPUs only if configured
         return tf.distribute.MirroredStrategy([d.name for d in devices])
+    if name == "multiworker":
+        tf_config = os.environ.get("TF_CONFIG")
+        if not tf_config:
+            raise LeafnetError("--distribute multiworker needs TF_CONFIG in the environment of every worker, e.g. "
+                               '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", '
+                               '"index": 0}} (see the README, "Several machines")')
+        try:
+            cluster = json.loads(tf_config)["cluster"]
+            task = json.loads(tf_config)["task"]
+            task["type"], int(task["index"])
+        except (ValueError, KeyError, TypeError):
+            raise LeafnetError("TF_CONFIG is not valid JSON with \"cluster\" and \"task\": {\"type\", "
+                               f"\"index\"}} entries: {tf_config[:200]!r}") from None
+        if not isinstance(cluster, dict) or not cluster.get("worker") and not cluster.get("chief"):
+            raise LeafnetError("TF_CONFIG's cluster lists no workers")
+        return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":
         try:
             resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
@@ -42,7 +67,30 @@ def make_strategy(name: str):
         except (ValueError, RuntimeError, tf.errors.OpError) as e:
             raise LeafnetError(f"--distribute tpu: no TPU found ({str(e).splitlines()[0]})") from None
         return tf.distribute.TPUStrategy(resolver)
-    raise LeafnetError(f"unknown run.distribute {name!r}; choose one of: none, mirrored, tpu")
+    raise LeafnetError(f"unknown run.distribute {name!r}; choose one of: none, mirrored, multiworker, tpu")
+
+
+def is_multiworker(strategy) -> bool:
+    import tensorflow as tf
+
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def is_chief(strategy) -> bool:
+    """Whether this process writes the run folder: always, except on the workers of a
+    multi-worker cluster other than the chief (the ``chief`` task, else worker 0)."""
+    if strategy is None or not is_multiworker(strategy):
+        return True
+    resolver = strategy.cluster_resolver
+    task_type, task_id = resolver.task_type, resolver.task_id
+    if task_type == "chief":
+        return True
+    return task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
+
+
+def task_name(strategy) -> str:
+    resolver = strategy.cluster_resolver
+    return f"{resolver.task_type} {resolver.task_id}"
 
 
 def scale_for_replicas(cfg: Config, replicas: int) -> Config:

@@ -137,6 +137,10 @@ def build_model(cfg: Config, spec, num_classes: int):
         model = build_classifier(spec, num_classes, cfg.data.image_size, cfg.model, cfg.augment, seed=cfg.run.seed)
     finally:
         keras.config.set_dtype_policy(previous)
+    if cfg.run.sync_batchnorm:
+        for layer in model._flatten_layers():
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.synchronized = True   # Keras all-reduces the moments in a replica context
     if cfg.model.weights not in ("imagenet", "none"):
         n = load_backbone_weights(model, spec, cfg.model.weights)
         if cfg.run.verbose:
@@ -163,12 +167,62 @@ def fit(config: Config | dict | str | os.PathLike | None = None, *, split: Split
     cfg = as_config(config, **flags)
     if split is None and not has_data_source(cfg):
         raise DataError("no data given: use --data DIR (one sub-folder per class), --train DIR --val DIR, or --demo")
-    cfg, spec, size = resolve_config(cfg)
-    verbose = cfg.run.verbose
+    cfg, spec, _ = resolve_config(cfg)
 
     root = Path(cfg.run.dir).expanduser() if cfg.run.dir else default_run_dir(spec.name)
+    if cfg.run.distribute == "multiworker" and not cfg.run.dir:
+        raise LeafnetError("--distribute multiworker needs --run-dir: every worker must name the same run folder")
     run = RunDir(root)
-    resuming = check_existing(run, cfg)
+    # Under tf.distribute the model, its optimizer and the training all live in the
+    # strategy's scope; exec_cfg has the global batch and the scaled learning rates.
+    from leafnet.train.distribute import distribution, is_chief, is_multiworker
+
+    strategy, exec_cfg = distribution(cfg)
+    multiworker = strategy is not None and is_multiworker(strategy)
+    if not multiworker:
+        return _fit(cfg, exec_cfg, spec, strategy, split, run)
+    with _cluster_errors():
+        if not is_chief(strategy):
+            return _fit_worker(cfg, exec_cfg, spec, strategy, split, root)
+        return _fit(cfg, exec_cfg, spec, strategy, split, run)
+
+
+@contextlib.contextmanager
+def _cluster_errors():
+    """A worker that stops (killed, or refused) makes the collectives of the others fail
+    with UnavailableError about 10 s later: one line instead of a page of gRPC."""
+    import tensorflow as tf
+
+    try:
+        yield
+    except (tf.errors.UnavailableError, tf.errors.CancelledError, tf.errors.AbortedError) as e:
+        first = next((line for line in str(e).splitlines() if "unhealthy" in line or "aborted" in line.lower()),
+                     str(e).splitlines()[0] if str(e) else type(e).__name__)
+        raise LeafnetError(f"the cluster stopped: another worker is gone ({first.strip()[:200]}); run the same "
+                           "command on every worker again: training resumes from the chief's last finished epoch") \
+            from None
+
+
+def _tell_workers(strategy, status: dict) -> None:
+    from leafnet.train.steps import broadcast_json
+
+    broadcast_json(strategy, status, is_chief=True)
+
+
+def _fit(cfg: Config, exec_cfg: Config, spec, strategy, split, run: RunDir) -> Run:
+    """``fit`` on one process, or on the chief of a cluster."""
+    from leafnet.train.distribute import is_multiworker
+
+    multiworker = strategy is not None and is_multiworker(strategy)
+    verbose, size = cfg.run.verbose, cfg.data.image_size
+    try:
+        resuming = check_existing(run, cfg)
+    except LeafnetError as e:
+        if multiworker:
+            _tell_workers(strategy, {"error": str(e)})
+        raise
+    if multiworker:
+        _tell_workers(strategy, {"done": bool(resuming and run.metrics.exists())})
     if resuming and run.metrics.exists():
         if verbose:
             print(f"run {run.root} is already complete (val_accuracy {Run(run.root).metrics.get('val_accuracy')}); "
@@ -190,11 +244,8 @@ def fit(config: Config | dict | str | os.PathLike | None = None, *, split: Split
     val_paths, val_labels, val_hashes = split.subset(val=True)
     if not val_paths:
         raise DataError("the validation set is empty: use more images per class or a larger --val-split")
-    # Under tf.distribute the model, its optimizer and the training all live in the
-    # strategy's scope; exec_cfg has the global batch and the scaled learning rates.
-    from leafnet.train.distribute import distribution
-
-    strategy, exec_cfg = distribution(cfg)
+    if multiworker:
+        _same_data_everywhere(strategy, split, chief=True)
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         # The model (and its weights: an offline ImageNet download fails here) comes before the
         # run folder, so a refused start leaves nothing behind.
@@ -219,10 +270,16 @@ def fit(config: Config | dict | str | os.PathLike | None = None, *, split: Split
                   "with the last blocks at its lower learning rate")
 
         class_weight = _class_weights(train.labels, len(classes)) if cfg.data.balance == "weights" else None
-        trainer = Trainer(exec_cfg, run, spec, model, train, val, class_weight=class_weight, from_scratch=from_scratch)
+        trainer = Trainer(exec_cfg, run, spec, model, train, val, class_weight=class_weight, from_scratch=from_scratch,
+                          steps=_steps(strategy, exec_cfg) if multiworker else None)
         t0 = time.perf_counter()
         history = trainer.fit()
-        finish_run(run, cfg, model, spec, classes, train, val, history, time.perf_counter() - t0)
+        if not multiworker:
+            finish_run(run, cfg, model, spec, classes, train, val, history, time.perf_counter() - t0)
+    if multiworker:
+        # Evaluation and saving need no other worker: a plain copy of the trained model.
+        finish_run(run, cfg, _local_copy(cfg, spec, len(classes), model, trainer), spec, classes, train, val,
+                   history, time.perf_counter() - t0)
     result = Run(run.root)
     if verbose:
         m = result.metrics
@@ -230,6 +287,100 @@ def fit(config: Config | dict | str | os.PathLike | None = None, *, split: Split
               f"mean per-class accuracy {m['mean_class_accuracy']:.4f}")
         print(f"run folder: {run.root}")
     return result
+
+
+def _steps(strategy, cfg: Config):
+    from leafnet.train.steps import DistributedSteps
+
+    return DistributedSteps(strategy, jit_compile=cfg.run.jit_compile)
+
+
+def _split_fingerprint(split: SplitData) -> str:
+    import hashlib
+
+    h = hashlib.sha1()
+    for val in (False, True):
+        paths, labels, _ = split.subset(val=val)
+        h.update(repr((val, list(split.classes), [str(p) for p in paths], [int(x) for x in labels])).encode())
+    return h.hexdigest()
+
+
+def _same_data_everywhere(strategy, split: SplitData, chief: bool) -> None:
+    """Refuse, on every worker at once, a cluster whose workers see different data."""
+    from leafnet.train.steps import agree, broadcast_json
+
+    mine = _split_fingerprint(split)
+    theirs = broadcast_json(strategy, mine, is_chief=chief)
+    if agree(strategy, mine != theirs):
+        raise DataError("the workers of the cluster do not see the same data (file list, classes or split differ "
+                        "from the chief's): every worker needs the same --data folder at the same path")
+
+
+def _local_copy(cfg: Config, spec, num_classes: int, model, trainer):
+    """The trained model rebuilt outside the multi-worker strategy, frozen and compiled as
+    the run ended: evaluating or saving it involves no other worker."""
+    plain = copy.deepcopy(cfg)
+    plain.model.weights = "none"     # the architecture only: the weights come from ``model``
+    local = build_model(plain, spec, num_classes)
+    local.set_weights([np.asarray(w) for w in model.weights])
+    trainer.compile_final(local)
+    return local
+
+
+def _fit_worker(cfg: Config, exec_cfg: Config, spec, strategy, split, root: Path):
+    """A non-chief worker of a multi-worker cluster: the same data and steps as the chief,
+    nothing written but a scratch folder (its image cache), removed at the end."""
+    import shutil
+    import tempfile
+
+    from leafnet.data.pipeline import ImageSet
+    from leafnet.data.prepare import scan_and_split
+    from leafnet.train.distribute import task_name
+    from leafnet.train.trainer import Trainer
+
+    verbose = cfg.run.verbose
+    if verbose:
+        print(f"{task_name(strategy)}: training with the chief; the chief writes {root}", flush=True)
+    from leafnet.train.steps import broadcast_json
+
+    status = broadcast_json(strategy, None, is_chief=False)
+    if status.get("error"):
+        raise LeafnetError(f"the chief refused the run: {status['error']}")
+    if status.get("done"):
+        if verbose:
+            print(f"{task_name(strategy)}: the run in {root} is already complete; nothing to do")
+        return Run(root)
+    split = split if split is not None else scan_and_split(cfg.data, cfg.run.seed, progress=False)
+    _same_data_everywhere(strategy, split, chief=False)
+    # One scratch folder per (run folder, task): a worker killed with SIGKILL leaves it
+    # behind, and its restart takes it over and removes it at the end.
+    import hashlib
+
+    key = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:12]
+    scratch = RunDir(Path(tempfile.gettempdir()) / f"leafnet-worker-{key}-{task_name(strategy).replace(' ', '')}")
+    shutil.rmtree(scratch.root, ignore_errors=True)
+    try:
+        scratch.create()
+        size = cfg.data.image_size
+        classes = split.classes
+        (tp, tl, th), (vp, vl, vh) = split.subset(val=False), split.subset(val=True)
+        quiet = copy.deepcopy(exec_cfg)
+        quiet.run.verbose = 0
+        with strategy.scope():
+            model = build_model(cfg, spec, len(classes))
+            train = ImageSet(tp, tl, len(classes), size)
+            val = ImageSet(vp, vl, len(classes), size)
+            mode = train.cache(cfg.data.cache, scratch.cache, th, progress=False, label="train")
+            val.cache(mode, scratch.cache, vh, progress=False, label="val")
+            class_weight = _class_weights(train.labels, len(classes)) if cfg.data.balance == "weights" else None
+            trainer = Trainer(quiet, scratch, spec, model, train, val, class_weight=class_weight,
+                              from_scratch=cfg.model.weights == "none", steps=_steps(strategy, exec_cfg), chief=False)
+            trainer.fit()
+    finally:
+        shutil.rmtree(scratch.root, ignore_errors=True)
+    if verbose:
+        print(f"{task_name(strategy)}: done; the run folder is the chief's, {root}", flush=True)
+    return Run(root)
 
 
 def finish_run(run: RunDir, cfg: Config, model, spec, classes, train, val, history, seconds: float) -> None:

@@ -8,6 +8,11 @@ weights and the optimizer state are written atomically to ``backup/`` and a smal
 ``state.json`` is committed last; a run killed at any moment (SIGKILL included) and
 started again with the same command continues from the last finished epoch and ends
 with the same weights as an uninterrupted run.
+
+Under ``--distribute multiworker`` the epochs run on leafnet's own steps
+(:mod:`leafnet.train.steps`) instead of ``model.fit``. Only the chief (worker 0) writes
+backups and reads them: when the cluster restarts, the chief's state and weights are
+broadcast to the other workers, which hold no state of their own.
 """
 
 from __future__ import annotations
@@ -188,6 +193,9 @@ class Trainer:
         train, val: :class:`leafnet.data.pipeline.ImageSet` s, cached.
         class_weight: optional ``{label: weight}``.
         from_scratch: the backbone has random weights (the transfer phase trains it whole).
+        steps: a :class:`leafnet.train.steps.DistributedSteps` to train with instead of
+            ``model.fit`` (multi-worker training), else None.
+        chief: this process writes the run folder (False on the other workers of a cluster).
     """
 
     cfg: Config
@@ -198,9 +206,12 @@ class Trainer:
     val: Any
     class_weight: dict[int, float] | None = None
     from_scratch: bool = False
+    steps: Any = None
+    chief: bool = True
     history: list[dict] = field(default_factory=list)
     _stage: Any = None
     _features: Any = None      # (train, val) FeatureCache of the transfer phase, when it caches
+    _loss: Any = None
 
     # -- persistence
     def _state_path(self) -> Path:
@@ -216,6 +227,22 @@ class Trainer:
             return TrainState.from_dict(json.loads(p.read_text()))
         except (ValueError, TypeError) as e:
             raise LeafnetError(f"cannot resume: {p} is unreadable ({e}); delete the run folder to start over") from None
+
+    def _write(self, fn, what: str) -> None:
+        """Write through :func:`io_guard`; only the chief writes."""
+        if self.chief:
+            io_guard(fn, what)
+
+    def _restore(self, name: str, with_optimizer: bool) -> None:
+        """Load backup ``name`` into the model (and optimizer); in a cluster the chief reads
+        it and every worker receives the chief's values."""
+        if self.chief:
+            _load_arrays(self.model, self.run.backup / name, with_optimizer)
+        if self.steps is not None:
+            from leafnet.train.steps import broadcast_variables
+
+            variables = list(self.model.weights) + (list(self.model.optimizer.variables) if with_optimizer else [])
+            broadcast_variables(self.steps.strategy, variables, is_chief=self.chief)
 
     def _commit(self, state: TrainState) -> None:
         write_csv(self.run.history, HISTORY_COLUMNS, [[row.get(c, "") for c in HISTORY_COLUMNS] for row in self.history])
@@ -266,11 +293,12 @@ class Trainer:
 
             optimizer = LayerwiseLR(optimizer, block_lr_multipliers(self.model, self.spec, phase.cfg.lr_decay))
         loss = make_loss(phase.cfg)
+        self._loss = loss
         self.model.compile(optimizer=optimizer, loss=loss, metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
                            jit_compile=self.cfg.run.jit_compile)
         self.model.optimizer.build(self.model.trainable_variables)
         self._stage = blocks
-        self._features = self._feature_cache(phase)
+        self._features = self._feature_cache(phase) if self.steps is None else None
         if self._features is not None:
             # The head part shares the model's head layers, and now its optimizer too.
             self._features[0].head_part.compile(optimizer=self.model.optimizer, loss=loss,
@@ -278,14 +306,19 @@ class Trainer:
                                                 jit_compile=self.cfg.run.jit_compile)
         return counts
 
-    def _compile_final(self, phase: Phase) -> None:
+    def _compile_final(self, phase: Phase, model=None) -> None:
         import keras
 
         from leafnet.models.classifier import set_trainable
         from leafnet.train.optim import make_loss
 
-        set_trainable(self.model, self.spec, phase.name, blocks=self.cfg.finetune.blocks, from_scratch=self.from_scratch)
-        self.model.compile(loss=make_loss(phase.cfg), metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+        model = self.model if model is None else model
+        set_trainable(model, self.spec, phase.name, blocks=self.cfg.finetune.blocks, from_scratch=self.from_scratch)
+        model.compile(loss=make_loss(phase.cfg), metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+
+    def compile_final(self, model) -> None:
+        """Freeze and compile ``model`` (a copy of the trained one) as the run ended."""
+        self._compile_final(plan_phases(self.cfg)[-1], model)
 
     def _feature_cache(self, phase: Phase):
         """The (train, val) feature caches when this phase trains the head on cached
@@ -324,8 +357,14 @@ class Trainer:
         """Train every phase, resuming from ``backup/`` when it holds a state."""
         cfg, run = self.cfg, self.run
         phases = plan_phases(cfg)
-        state = self.load_state() or TrainState()
-        if state.epochs:
+        state = self.load_state() if self.chief else None
+        if self.steps is not None:   # every worker resumes where the chief does
+            from leafnet.train.steps import broadcast_json
+
+            shared = broadcast_json(self.steps.strategy, state.to_dict() if state else None, is_chief=self.chief)
+            state = TrainState.from_dict(shared) if shared else None
+        state = state or TrainState()
+        if state.epochs and self.chief:
             self.history = self._read_history(state.epochs)
             self._log(f"resuming {run.root} after epoch {state.epochs} "
                       f"({phases[min(state.phase_index, len(phases) - 1)].name} phase)")
@@ -341,10 +380,10 @@ class Trainer:
                 # The optimizer state belongs to the stage it was saved in; a stage that starts
                 # at this epoch (gradual unfreezing) starts with a fresh optimizer.
                 same_stage = self._stage_blocks(phase, k - 1) == self._stage_blocks(phase, k)
-                _load_arrays(self.model, run.backup / state.weights, with_optimizer=same_stage)
+                self._restore(state.weights, with_optimizer=same_stage)
             else:
                 if pi > 0 and state.weights:   # start of a later phase: previous phase's final weights
-                    _load_arrays(self.model, run.backup / state.weights, with_optimizer=False)
+                    self._restore(state.weights, with_optimizer=False)
                 state.phase_index, state.phase_epochs, state.phase_done = pi, 0, False
                 state.phase_best, state.phase_best_epoch, state.wait, state.plateau_wait = None, 0, 0, 0
                 state.phase_best_weights = None
@@ -357,10 +396,25 @@ class Trainer:
             # nothing to train, but the model must hold the final weights and be compiled
             # for the final evaluation.
             self._compile_final(phases[-1])
-            _load_arrays(self.model, run.backup / state.weights, with_optimizer=False)
+            self._restore(state.weights, with_optimizer=False)
+        if self.steps is not None:
+            self._check_replicas_agree()
         state.complete = True
-        io_guard(lambda: self._commit(state), f"the run state in {run.backup}")
+        self._write(lambda: self._commit(state), f"the run state in {run.backup}")
         return self.history
+
+    def _check_replicas_agree(self) -> None:
+        """Every worker must end with the chief's weights, bit for bit: they applied the same
+        all-reduced gradients to the same values (a failed broadcast would show here)."""
+        from leafnet.train.features import weights_fingerprint
+        from leafnet.train.steps import agree, broadcast_json
+
+        mine = weights_fingerprint(self.model)
+        chiefs = broadcast_json(self.steps.strategy, mine, is_chief=self.chief)
+        if agree(self.steps.strategy, mine != chiefs):
+            raise LeafnetError("the workers of the cluster ended with different weights; the run is not trustworthy "
+                               "(a worker restored another state?): delete the run folder and train again")
+        self._log(f"all {self.steps.strategy.num_replicas_in_sync} replicas hold the same weights ({mine})")
 
     def _train_dataset(self, phase: Phase, state: TrainState, n: int):
         from leafnet.data.augment import mix_batches
@@ -397,13 +451,19 @@ class Trainer:
             val_ds = self._features[1].dataset(cfg.data.batch_size) if cached else self.val.dataset(cfg.data.batch_size)
             lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
             t0 = time.perf_counter()
-            h = fit_model.fit(train_ds, epochs=1, verbose=0, shuffle=False, class_weight=self.class_weight,
-                               callbacks=_callbacks(phase.name, label, self._steps_per_epoch(), cfg.run.verbose))
+            callbacks = _callbacks(phase.name, label, self._steps_per_epoch(), cfg.run.verbose)
             # Validation after fit: with use_ema, fit ends by moving the weights to their
             # average, and that is the model that must be judged and saved.
-            val = fit_model.evaluate(val_ds, verbose=0, return_dict=True)
+            if self.steps is None:
+                h = fit_model.fit(train_ds, epochs=1, verbose=0, shuffle=False, class_weight=self.class_weight,
+                                  callbacks=callbacks)
+                val = fit_model.evaluate(val_ds, verbose=0, return_dict=True)
+                logs = {k: float(v[-1]) for k, v in h.history.items()}
+            else:
+                logs = self.steps.train_epoch(fit_model, self._loss, train_ds, class_weight=self.class_weight,
+                                              callbacks=callbacks)
+                val = self.steps.evaluate(fit_model, self._loss, val_ds)
             seconds = time.perf_counter() - t0
-            logs = {k: float(v[-1]) for k, v in h.history.items()}
             logs.update({f"val_{k}": float(v) for k, v in val.items()})
             if not all(math.isfinite(logs.get(k, 0.0)) for k in ("loss", "val_loss")):
                 raise TrainingDiverged(f"training diverged at {label}: loss {logs.get('loss')}, "
@@ -424,13 +484,15 @@ class Trainer:
             if _improved(monitor, value, state.phase_best):
                 state.phase_best, state.phase_best_epoch, state.wait, state.plateau_wait = value, n + 1, 0, 0
                 state.phase_best_weights = f"phasebest-{tag}.npz"
-                io_guard(lambda: _save_arrays(run.backup / state.phase_best_weights,
-                                              _model_arrays(self.model, False)), "a backup")
+                self._write(lambda: _save_arrays(run.backup / state.phase_best_weights,
+                                                 _model_arrays(self.model, False)), "a backup")
             else:
                 state.wait += 1
                 state.plateau_wait += 1
             if _improved(monitor, value, state.best):
                 state.best = value
+                # Saving a model of a multi-worker strategy runs collectives (a variable's
+                # broadcast): every worker saves, the others into their scratch folders.
                 io_guard(lambda: save_keras(self.model, run.best), str(run.best))
             if p.reduce_lr_patience and state.plateau_wait >= p.reduce_lr_patience:
                 new_lr = max(lr * p.reduce_lr_factor, p.min_lr)
@@ -442,14 +504,14 @@ class Trainer:
             last = stop or state.phase_epochs >= p.epochs
             if last and state.phase_best_weights:
                 # End of phase: go back to the phase's best epoch (EarlyStopping's restore_best_weights).
-                _load_arrays(self.model, run.backup / state.phase_best_weights, with_optimizer=False)
+                self._restore(state.phase_best_weights, with_optimizer=False)
                 if state.phase_best_epoch != n + 1:
                     self._log(f"  restored the weights of epoch {state.phase_best_epoch} "
                               f"(best {monitor} {state.phase_best:.4f})")
             state.weights = f"epoch-{tag}.npz"
-            io_guard(lambda: _save_arrays(run.backup / state.weights, _model_arrays(self.model, True)), "a backup")
+            self._write(lambda: _save_arrays(run.backup / state.weights, _model_arrays(self.model, True)), "a backup")
             state.phase_done = last
-            io_guard(lambda: self._commit(state), f"the run state in {run.backup}")
+            self._write(lambda: self._commit(state), f"the run state in {run.backup}")
             if stop:
                 self._log(f"  early stopping: no improvement of {monitor} for {state.wait} epochs")
                 break
