@@ -135,8 +135,7 @@ class DistributedSteps:
             logs = {"loss": loss_sum / max(count, 1.0), "accuracy": correct / max(count, 1.0)}
             for cb in callbacks:
                 cb.on_train_batch_end(step, logs)
-        if getattr(model.optimizer, "use_ema", False):
-            model.optimizer.finalize_variable_values(model.trainable_variables)   # as model.fit ends
+        model.optimizer.finalize_variable_values(model.trainable_variables)   # as model.fit ends (EMA)
         for cb in callbacks:
             cb.on_epoch_end(0, logs)
         return logs

@@ -452,13 +452,16 @@ class Trainer:
             lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
             t0 = time.perf_counter()
             callbacks = _callbacks(phase.name, label, self._steps_per_epoch(), cfg.run.verbose)
-            # Validation after fit: with use_ema, fit ends by moving the weights to their
-            # average, and that is the model that must be judged and saved.
             if self.steps is None:
+                # With use_ema, fit ends by moving the weights to their average, and that is
+                # the model to judge: validate after fit. Otherwise fit validates (one call
+                # per epoch instead of two: ~0.1 s less per epoch).
+                ema = bool(p.use_ema)
                 h = fit_model.fit(train_ds, epochs=1, verbose=0, shuffle=False, class_weight=self.class_weight,
-                                  callbacks=callbacks)
-                val = fit_model.evaluate(val_ds, verbose=0, return_dict=True)
+                                  callbacks=callbacks, validation_data=None if ema else val_ds)
                 logs = {k: float(v[-1]) for k, v in h.history.items()}
+                val = fit_model.evaluate(val_ds, verbose=0, return_dict=True) if ema else \
+                    {k[4:]: logs.pop(k) for k in list(logs) if k.startswith("val_")}
             else:
                 logs = self.steps.train_epoch(fit_model, self._loss, train_ds, class_weight=self.class_weight,
                                               callbacks=callbacks)
