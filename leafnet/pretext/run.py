@@ -108,6 +108,9 @@ def pretext(config: Config | dict | str | os.PathLike | None = None, task: str |
 
     task = get_task(task)
     cfg = as_config(config, **flags)
+    from leafnet.train.distribute import refuse_multiworker
+
+    refuse_multiworker(cfg, "pretext")
     if not has_data_source(cfg):
         raise DataError("no data given: use --data DIR (any folder of images; labels are ignored), "
                         "--train DIR --val DIR, or --demo")

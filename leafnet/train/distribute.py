@@ -117,3 +117,14 @@ def distribution(cfg: Config):
         print(f"distributed ({cfg.run.distribute}): {replicas} replica(s); global batch "
               f"{cfg.data.batch_size * replicas}, learning rates x{replicas}")
     return strategy, scale_for_replicas(cfg, replicas)
+
+
+def refuse_multiworker(cfg: Config, command: str) -> None:
+    """``--distribute multiworker`` trains one run with ``leafnet fit``; other commands refuse it."""
+    if cfg.run.distribute == "multiworker":
+        from leafnet.errors import ConfigError
+
+        hint = " (a search spreads its trials over machines with --distributed chief|worker)" \
+            if command == "search" else ""
+        raise ConfigError(f"--distribute multiworker is for `leafnet fit`; `leafnet {command}` runs on one "
+                          f"machine{hint}")

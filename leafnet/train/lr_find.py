@@ -92,6 +92,9 @@ def lr_find(config: Any = None, phase: str = "transfer", start_lr: float = 1e-7,
     if steps < 10:
         raise LeafnetError(f"lr-find needs at least 10 steps; received {steps}")
     cfg = as_config(config, **flags)
+    from leafnet.train.distribute import refuse_multiworker
+
+    refuse_multiworker(cfg, "lr-find")
     if not has_data_source(cfg):
         raise DataError("no data given: use --data DIR, --train DIR --val DIR, or --demo")
     cfg, spec, size = resolve_config(cfg)

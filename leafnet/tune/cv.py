@@ -66,6 +66,9 @@ def cross_validate(config: Config | dict | str | os.PathLike | None = None, *, f
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
         raise ConfigError(f"--folds must be an integer >= 2; received {folds!r}")
     base = as_config(config, **flags)
+    from leafnet.train.distribute import refuse_multiworker
+
+    refuse_multiworker(base, "cv")
     if not has_data_source(base):
         raise DataError("no data given: use --data DIR (one sub-folder per class), --train DIR --val DIR, or --demo")
     if base.data.train or base.data.val:

@@ -247,6 +247,9 @@ def search(config: Config | dict | str | os.PathLike | None = None, *, tuner: st
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ConfigError(f"{name} must be an integer >= {low}; received {value!r}")
     base = as_config(config, **flags)
+    from leafnet.train.distribute import refuse_multiworker
+
+    refuse_multiworker(base, "search")
     if not has_data_source(base):
         raise DataError("no data given: use --data DIR (one sub-folder per class), --train DIR --val DIR, or --demo")
     for phase in (base.transfer, base.finetune):

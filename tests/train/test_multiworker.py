@@ -226,3 +226,18 @@ def test_multiworker_refusals(monkeypatch, tmp_path, leaves):
            "run": {"distribute": "multiworker", "verbose": 0}}
     with pytest.raises(LeafnetError, match="needs --run-dir"):
         fit(cfg)
+
+
+def test_other_commands_refuse_multiworker(tmp_path, leaves):
+    import leafnet
+    from leafnet.train.lr_find import lr_find
+
+    cfg = {"data": {"data": str(leaves), "image_size": 32}, "model": {"backbone": "simple-cnn", "weights": "none"},
+           "run": {"distribute": "multiworker", "verbose": 0, "dir": str(tmp_path / "x")}}
+    with pytest.raises(LeafnetError, match="`leafnet search` runs on one machine .*--distributed chief"):
+        leafnet.search(cfg, max_trials=1)
+    with pytest.raises(LeafnetError, match="`leafnet cv` runs on one machine"):
+        leafnet.cross_validate(cfg, folds=2)
+    with pytest.raises(LeafnetError, match="`leafnet lr-find` runs on one machine"):
+        lr_find(cfg)
+    assert not (tmp_path / "x").exists()
