@@ -299,6 +299,8 @@ class Trainer:
         self.model.optimizer.build(self.model.trainable_variables)
         self._stage = blocks
         self._features = self._feature_cache(phase) if self.steps is None else None
+        if self.steps is not None and self.cfg.data.cache_features == "on" and phase.name == "transfer":
+            self._log("  no feature cache: not under --distribute multiworker (each worker would compute all features)")
         if self._features is not None:
             # The head part shares the model's head layers, and now its optimizer too.
             self._features[0].head_part.compile(optimizer=self.model.optimizer, loss=loss,
