@@ -241,3 +241,42 @@ def test_other_commands_refuse_multiworker(tmp_path, leaves):
     with pytest.raises(LeafnetError, match="`leafnet lr-find` runs on one machine"):
         lr_find(cfg)
     assert not (tmp_path / "x").exists()
+
+
+def test_steps_match_model_fit_in_mixed_float16():
+    """Under mixed_float16 Keras wraps the optimizer in a LossScaleOptimizer: the steps scale
+    the loss the same way and end where ``model.fit`` ends."""
+    import keras
+    import tensorflow as tf
+
+    from leafnet.train.steps import DistributedSteps
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(32, 8, 8, 3)).astype("float32")
+    y = np.eye(3, dtype="float32")[rng.integers(0, 3, 32)]
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        def build():
+            keras.utils.set_random_seed(5)
+            inp = keras.Input((8, 8, 3))
+            h = keras.layers.Conv2D(4, 3, use_bias=False)(inp)
+            h = keras.layers.GlobalAveragePooling2D()(h)
+            out = keras.layers.Dense(3, activation="softmax", dtype="float32")(h)
+            model = keras.Model(inp, out)
+            model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=keras.losses.CategoricalCrossentropy(),
+                          metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+            return model
+
+        ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+        a = build()
+        assert isinstance(a.optimizer, keras.optimizers.LossScaleOptimizer)
+        fit_loss = a.fit(ds, epochs=1, verbose=0, shuffle=False).history["loss"][-1]
+        b = build()
+        logs = DistributedSteps(tf.distribute.get_strategy()).train_epoch(b, keras.losses.CategoricalCrossentropy(), ds)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert logs["loss"] == pytest.approx(fit_loss, rel=1e-3)
+    for w1, w2 in zip(a.trainable_weights, b.trainable_weights):
+        np.testing.assert_allclose(np.asarray(w1, dtype="float32"), np.asarray(w2, dtype="float32"), atol=1e-3)
+    assert int(b.optimizer.iterations) == 2
