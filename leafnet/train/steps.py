@@ -7,10 +7,9 @@ itself is simple enough to own: each replica runs the model on its share of the 
 batch, the loss is summed and divided by the *global* number of images (so R replicas of
 B images give the gradient of one device with R x B), and the Keras optimizer all-reduces
 the gradients before applying them (its ``apply_gradients`` does so in a replica context).
-BatchNormalization, dropout, the augmentation layers, loss scaling (mixed_float16) and
-class weights behave as under ``model.fit`` (tests/train/test_multiworker.py); EMA and the
-leafnet optimizers (Ranger, Lookahead, layer-wise rates) go through the same optimizer
-calls (``apply_gradients``, ``finalize_variable_values``) but are not tested on a cluster.
+BatchNormalization, dropout, the augmentation layers, loss scaling (mixed_float16), EMA,
+class weights and the leafnet optimizers (Ranger, Lookahead, layer-wise rates) behave as
+under ``model.fit`` (tests/train/test_multiworker.py compares them in one process).
 
 The logged ``loss`` and ``accuracy`` are what Keras logs: the epoch's mean of the batch
 losses weighted by batch size (class weights inside each batch loss), and the plain

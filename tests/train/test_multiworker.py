@@ -280,3 +280,40 @@ def test_steps_match_model_fit_in_mixed_float16():
     for w1, w2 in zip(a.trainable_weights, b.trainable_weights):
         np.testing.assert_allclose(np.asarray(w1, dtype="float32"), np.asarray(w2, dtype="float32"), atol=1e-3)
     assert int(b.optimizer.iterations) == 2
+
+
+@pytest.mark.parametrize("which", ["ranger+ema", "layerwise"])
+def test_steps_match_model_fit_with_leafnet_optimizers(which):
+    """Ranger with EMA (weights replaced by their average as the epoch ends) and LayerwiseLR
+    behave under the steps as under ``model.fit``."""
+    import keras
+    import tensorflow as tf
+
+    from leafnet.train.optimizers import LayerwiseLR, Ranger
+    from leafnet.train.steps import DistributedSteps
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(48, 6)).astype("float32")
+    y = np.eye(3, dtype="float32")[rng.integers(0, 3, 48)]
+
+    def build():
+        keras.utils.set_random_seed(9)
+        inp = keras.Input((6,))
+        h = keras.layers.Dense(5, activation="tanh", name="hidden")(inp)
+        model = keras.Model(inp, keras.layers.Dense(3, activation="softmax", name="out")(h))
+        opt = Ranger(1e-2, sync_period=2, use_ema=True, ema_momentum=0.5) if which == "ranger+ema" else \
+            LayerwiseLR(keras.optimizers.Adam(1e-2), {"hidden/kernel": 0.25})
+        model.compile(optimizer=opt, loss=keras.losses.CategoricalCrossentropy(),
+                      metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+        return model
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    a = build()
+    start = [np.asarray(w) for w in a.weights]
+    fit_loss = a.fit(ds, epochs=1, verbose=0, shuffle=False).history["loss"][-1]
+    b = build()
+    logs = DistributedSteps(tf.distribute.get_strategy()).train_epoch(b, keras.losses.CategoricalCrossentropy(), ds)
+    assert logs["loss"] == pytest.approx(fit_loss, rel=1e-5)
+    for w0, w1, w2 in zip(start, a.weights, b.weights):
+        assert not np.allclose(w0, np.asarray(w1))          # it trained
+        np.testing.assert_allclose(np.asarray(w1), np.asarray(w2), atol=1e-6)
