@@ -33,27 +33,23 @@ class _Parser(argparse.ArgumentParser):
         raise LeafnetError(f"{message} (see: {self.prog} --help)")
 
 
-def _blocks(text: str) -> int | str:
-    if text == "all":
-        return "all"
+def _int_at_least(text: str, low: int, expected: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0 or 'all'; received {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0 or 'all'; received {text!r}")
+        value = low - 1
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected {expected}; received {text!r}")
     return value
+
+
+def _blocks(text: str) -> int | str:
+    return "all" if text == "all" else _int_at_least(text, 0, "an integer >= 0 or 'all'")
 
 
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1 (shared by the extension modules' parsers)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1; received {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1; received {text!r}")
-    return value
+    return _int_at_least(text, 1, "an integer >= 1")
 
 
 def _bool(text: str) -> bool:

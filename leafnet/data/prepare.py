@@ -7,6 +7,7 @@ the files it started with.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,3 +126,11 @@ def relative_to_cwd(path: str | os.PathLike) -> str:
         return str(p.resolve().relative_to(Path.cwd()))
     except ValueError:
         return str(p)
+
+
+def split_fingerprint(split) -> str:
+    """Identifies a scan and split: class names, files, contents and sides."""
+    h = hashlib.sha1("|".join(split.classes).encode())
+    for p, label, val, sha in zip(split.paths, split.labels, split.is_val, split.hashes):
+        h.update(f"{p}\0{int(label)}\0{int(val)}\0{sha}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()

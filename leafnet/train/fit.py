@@ -295,21 +295,12 @@ def _steps(strategy, cfg: Config):
     return DistributedSteps(strategy, jit_compile=cfg.run.jit_compile)
 
 
-def _split_fingerprint(split: SplitData) -> str:
-    import hashlib
-
-    h = hashlib.sha1()
-    for val in (False, True):
-        paths, labels, _ = split.subset(val=val)
-        h.update(repr((val, list(split.classes), [str(p) for p in paths], [int(x) for x in labels])).encode())
-    return h.hexdigest()
-
-
 def _same_data_everywhere(strategy, split: SplitData, chief: bool) -> None:
     """Refuse, on every worker at once, a cluster whose workers see different data."""
+    from leafnet.data.prepare import split_fingerprint
     from leafnet.train.steps import agree, broadcast_json
 
-    mine = _split_fingerprint(split)
+    mine = split_fingerprint(split)
     theirs = broadcast_json(strategy, mine, is_chief=chief)
     if agree(strategy, mine != theirs):
         raise DataError("the workers of the cluster do not see the same data (file list, classes or split differ "

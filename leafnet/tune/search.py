@@ -23,7 +23,6 @@ starts from another trial's weights), so it is successive halving without weight
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from leafnet.config import Config, has_data_source
+from leafnet.data.prepare import split_fingerprint
 from leafnet.errors import ConfigError, DataError, LeafnetError
 from leafnet.runs import default_run_dir, io_guard, read_csv, write_csv, write_json, write_text
 from leafnet.tune.space import Entry, apply_values, check_space, declare, fingerprint, load_space
@@ -53,14 +53,6 @@ class SearchResult:
     @property
     def best_config(self) -> Path | None:
         return self.root / "best.yaml" if self.best else None
-
-
-def split_fingerprint(split) -> str:
-    """Identifies a scan and split: class names, files, contents and sides."""
-    h = hashlib.sha1("|".join(split.classes).encode())
-    for p, label, val, sha in zip(split.paths, split.labels, split.is_val, split.hashes):
-        h.update(f"{p}\0{int(label)}\0{int(val)}\0{sha}\n".encode("utf-8", "surrogateescape"))
-    return h.hexdigest()
 
 
 def claim_folder(path: Path, identity: dict, what: str) -> bool:
