@@ -89,6 +89,7 @@ class FeatureCache:
         self.backbone_part, self.head_part = split_at_head(model)
         self.images, self.copies, self.labels = images, int(copies), images.labels
         self._onehot = images._onehot
+        self._tables: dict = {}       # copy -> tf.constant of its features (memory)
         shape = (self.copies, len(images), *tuple(int(d) for d in self.backbone_part.output.shape[1:]))
         nbytes = int(np.prod(shape)) * 4
         key = hashlib.sha1(f"v1|{images.fingerprint()}|{weights_fingerprint(self.backbone_part)}|{copies}|"
@@ -159,7 +160,11 @@ class FeatureCache:
 
             ds = tf.data.Dataset.from_tensor_slices(order).batch(batch_size).map(read)
         else:
-            table = tf.constant(feats)
+            # One constant per copy, shared by every epoch's dataset (a segment of epochs
+            # builds its datasets together).
+            table = self._tables.get(epoch % self.copies)
+            if table is None:
+                table = self._tables[epoch % self.copies] = tf.constant(feats)
 
             def take(idx):
                 return tf.gather(table, idx), tf.gather(onehot, idx)

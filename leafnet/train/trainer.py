@@ -1,10 +1,13 @@
 """The two-phase trainer: transfer (frozen backbone), then fine-tune (last blocks unfrozen).
 
-The trainer owns the epoch loop and calls ``model.fit`` for one epoch at a time, so
-that everything an epoch depends on is a function of the seed and the epoch number:
-the shuffle order, the state of every random layer (dropout, augmentation) and the
-global seeds are reset from ``(seed, epoch)`` before it starts. After each epoch the
-weights and the optimizer state are written atomically to ``backup/`` and a small
+The trainer owns the epochs, and everything an epoch depends on is a function of the
+seed and the epoch number: its shuffle order and mixing draws (each epoch has its own
+dataset), the state of every random layer (dropout, augmentation) and the global seeds,
+reset from ``(seed, epoch)`` before it starts. ``model.fit`` runs as many epochs per call
+as the recipe allows (a *segment*: the epochs with the same unfrozen blocks and mixing)
+over the epochs' datasets chained, with ``steps_per_epoch`` so Keras keeps one iterator;
+a callback reseeds before each epoch and does the bookkeeping after it. After each epoch
+the weights and the optimizer state are written atomically to ``backup/`` and a small
 ``state.json`` is committed last; a run killed at any moment (SIGKILL included) and
 started again with the same command continues from the last finished epoch and ends
 with the same weights as an uninterrupted run.
@@ -33,6 +36,7 @@ from leafnet.runs import RunDir, atomic_path, io_guard, read_csv, save_keras, wr
 HISTORY_COLUMNS = ["phase", "epoch", "phase_epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy",
                    "epoch_seconds"]
 STATE_VERSION = 1
+BEST_EVERY_SECONDS = 60.0      # best.keras is rewritten at most this often within a phase
 
 
 @dataclass
@@ -96,6 +100,8 @@ class TrainState:
     plateau_wait: int = 0          # epochs without improvement (plateau lr)
     weights: str | None = None     # backup file with weights (+ optimizer state)
     phase_best_weights: str | None = None
+    best_weights: str | None = None  # backup file with the weights of the run's best epoch
+    best_saved: bool = True        # best.keras holds them
 
     def to_dict(self) -> dict:
         return {"version": STATE_VERSION, **self.__dict__}
@@ -148,15 +154,27 @@ def _round(x: float | None) -> float | None:
     return None if x is None else float(f"{x:.7g}")
 
 
-def all_finite(model) -> bool:
-    return all(np.isfinite(np.asarray(w)).all() for w in model.weights
-               if np.issubdtype(np.asarray(w).dtype, np.floating))
+def _finite(arrays: dict[str, np.ndarray]) -> bool:
+    """Every floating model weight of :func:`_model_arrays` output is finite."""
+    return all(np.isfinite(a).all() for k, a in arrays.items() if k[0] == "w" and np.issubdtype(a.dtype, np.floating))
 
 
 # ------------------------------------------------------------------------------- callbacks
 
-def _callbacks(phase: str, epoch_label: str, steps: int, verbose: int):
+def _callbacks(trainer: "Trainer", phase: "Phase", state: "TrainState", steps: int, verbose: int, epochs: bool):
+    """The callbacks of one ``fit`` call: the NaN guard, the progress bar (``verbose`` 1),
+    and, with ``epochs``, the one that runs the trainer's bookkeeping around every epoch."""
     import keras
+
+    class Epochs(keras.callbacks.Callback):
+        """Reseed before each epoch; record, back up and decide (best, plateau, early stop) after it."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            trainer._begin_epoch(phase, state)
+
+        def on_epoch_end(self, epoch, logs=None):
+            if trainer._end_epoch(phase, state, logs or {}):
+                self.model.stop_training = True
 
     class NaNGuard(keras.callbacks.Callback):
         """Stop within one batch when the loss is not finite, naming where it happened."""
@@ -165,18 +183,26 @@ def _callbacks(phase: str, epoch_label: str, steps: int, verbose: int):
             loss = (logs or {}).get("loss")
             if loss is not None and not math.isfinite(float(loss)):
                 raise TrainingDiverged(
-                    f"training diverged: the loss became {float(loss)} at {epoch_label}, batch {batch + 1} "
-                    f"({phase} phase); lower the learning rate. The run folder keeps the last good epoch")
+                    f"training diverged: the loss became {float(loss)} at {trainer._epoch['label']}, batch "
+                    f"{batch + 1} ({phase.name} phase); lower the learning rate. The run folder keeps the last "
+                    "good epoch")
 
     class Progress(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
-            self.bar = keras.utils.Progbar(steps, stateful_metrics=["loss", "accuracy"]) if verbose == 1 else None
+            self.bar = keras.utils.Progbar(steps, stateful_metrics=["loss", "accuracy"])
 
         def on_train_batch_end(self, batch, logs=None):
-            if self.bar is not None:
-                self.bar.update(batch + 1, [(k, float(v)) for k, v in (logs or {}).items() if k in ("loss", "accuracy")])
+            self.bar.update(batch + 1, [(k, float(v)) for k, v in (logs or {}).items() if k in ("loss", "accuracy")])
 
-    return [NaNGuard(), Progress()]
+    return ([Epochs()] if epochs else []) + [NaNGuard()] + ([Progress()] if verbose == 1 else [])
+
+
+def _concatenate(datasets: list):
+    """One dataset of ``datasets`` in turn, concatenated as a balanced tree (log depth)."""
+    while len(datasets) > 1:
+        datasets = [a.concatenate(b) for a, b in zip(datasets[::2], datasets[1::2])] + (
+            [datasets[-1]] if len(datasets) % 2 else [])
+    return datasets[0]
 
 
 # ------------------------------------------------------------------------------- trainer
@@ -212,6 +238,9 @@ class Trainer:
     _stage: Any = None
     _features: Any = None      # (train, val) FeatureCache of the transfer phase, when it caches
     _loss: Any = None
+    _epoch: dict = field(default_factory=dict)    # the running epoch: label, lr, start time
+    _committed: TrainState | None = None          # a copy of the last committed state
+    _best_saved_at: float = -math.inf              # time.monotonic() of the last best.keras write
 
     # -- persistence
     def _state_path(self) -> Path:
@@ -247,11 +276,12 @@ class Trainer:
     def _commit(self, state: TrainState) -> None:
         write_csv(self.run.history, HISTORY_COLUMNS, [[row.get(c, "") for c in HISTORY_COLUMNS] for row in self.history])
         write_json(self._state_path(), state.to_dict())
-        keep = {state.weights, state.phase_best_weights}
+        keep = {state.weights, state.phase_best_weights, state.best_weights}
         for f in self.run.backup.glob("*.npz"):
             if f.name not in keep:
                 with contextlib.suppress(OSError):
                     f.unlink()
+        self._committed = TrainState.from_dict(state.to_dict())
 
     def _read_history(self, epochs: int) -> list[dict]:
         if not self.run.history.exists():
@@ -366,10 +396,33 @@ class Trainer:
             shared = broadcast_json(self.steps.strategy, state.to_dict() if state else None, is_chief=self.chief)
             state = TrainState.from_dict(shared) if shared else None
         state = state or TrainState()
+        self._committed = TrainState.from_dict(state.to_dict())
         if state.epochs and self.chief:
             self.history = self._read_history(state.epochs)
             self._log(f"resuming {run.root} after epoch {state.epochs} "
                       f"({phases[min(state.phase_index, len(phases) - 1)].name} phase)")
+        try:
+            ran = self._run_phases(phases, state)
+        except BaseException:
+            # Stopped between phase ends (an error, Ctrl-C): best.keras still gets the best epoch.
+            with contextlib.suppress(Exception):
+                self._save_pending_best()
+            raise
+        if not ran:
+            # Killed after the last epoch was committed but before the run was finished:
+            # nothing to train, but the model must hold the final weights and be compiled
+            # for the final evaluation.
+            self._compile_final(phases[-1])
+            self._restore(state.weights, with_optimizer=False)
+        self._save_pending_best()
+        if self.steps is not None:
+            self._check_replicas_agree()
+        state.complete = True
+        self._write(lambda: self._commit(state), f"the run state in {run.backup}")
+        return self.history
+
+    def _run_phases(self, phases: list[Phase], state: TrainState) -> bool:
+        """Train the phases from ``state`` on; False if there was nothing left to train."""
         ran = False
         for pi, phase in enumerate(phases):
             if pi < state.phase_index or (pi == state.phase_index and state.phase_done):
@@ -393,17 +446,7 @@ class Trainer:
                     state.best, state.best_monitor = None, phase.cfg.monitor
                 self._log_phase(phase, counts)
             self._run_phase(phase, state)
-        if not ran:
-            # Killed after the last epoch was committed but before the run was finished:
-            # nothing to train, but the model must hold the final weights and be compiled
-            # for the final evaluation.
-            self._compile_final(phases[-1])
-            self._restore(state.weights, with_optimizer=False)
-        if self.steps is not None:
-            self._check_replicas_agree()
-        state.complete = True
-        self._write(lambda: self._commit(state), f"the run state in {run.backup}")
-        return self.history
+        return ran
 
     def _check_replicas_agree(self) -> None:
         """Every worker must end with the chief's weights, bit for bit: they applied the same
@@ -418,108 +461,185 @@ class Trainer:
                                "(a worker restored another state?): delete the run folder and train again")
         self._log(f"all {self.steps.strategy.num_replicas_in_sync} replicas hold the same weights ({mine})")
 
-    def _train_dataset(self, phase: Phase, state: TrainState, n: int):
+    def _mixing(self, phase: Phase, phase_epoch: int) -> bool:
+        """Whether MixUp/CutMix mix the batches of this phase epoch (off for the last
+        ``mix_off_epochs`` epochs of a phase)."""
+        a = self.cfg.augment
+        off = a.mix_off_epochs and phase_epoch >= phase.cfg.epochs - a.mix_off_epochs
+        return bool(a.mixup or a.cutmix) and not off
+
+    def _train_dataset(self, phase: Phase, phase_epoch: int, n: int):
+        """The batches of global epoch ``n`` (phase epoch ``phase_epoch``): a function of the
+        seed and the epoch only."""
         from leafnet.data.augment import mix_batches
 
         cfg = self.cfg
         if self._features is not None:
             return self._features[0].dataset(cfg.data.batch_size, self._train_order(n), epoch=n)
         ds = self.train.dataset(cfg.data.batch_size, self._train_order(n))
-        a = cfg.augment
-        mixing_off = a.mix_off_epochs and state.phase_epochs >= phase.cfg.epochs - a.mix_off_epochs
-        if (a.mixup or a.cutmix) and not mixing_off:
+        if self._mixing(phase, phase_epoch):
+            a = cfg.augment
             ds = mix_batches(ds, mixup=a.mixup, cutmix=a.cutmix, seed=epoch_seed(cfg.run.seed, n, 7))
         return ds
 
-    def _run_phase(self, phase: Phase, state: TrainState) -> None:
-        import keras
+    def _segment(self, phase: Phase, state: TrainState) -> int:
+        """How many epochs the next ``fit`` call runs, from the current one: all the epochs
+        left with the same unfrozen blocks and mixing. One call per epoch with EMA (``fit``
+        moves the weights to their average when it ends, and each epoch must be judged on
+        them) and on leafnet's own steps."""
+        p, k = phase.cfg, state.phase_epochs
+        if self.steps is not None or p.use_ema:
+            return 1
+        end = k + 1
+        while (end < p.epochs and self._stage_blocks(phase, end) == self._stage_blocks(phase, k)
+               and self._mixing(phase, end) == self._mixing(phase, k)):
+            end += 1
+        return end - k
 
-        cfg, run, p = self.cfg, self.run, phase.cfg
-        monitor = p.monitor
-        while state.phase_epochs < p.epochs:
-            n = state.epochs  # 0-based global epoch index
+    def _run_phase(self, phase: Phase, state: TrainState) -> None:
+        """Train the phase to its end, in as few ``fit`` calls as the recipe allows (see
+        :meth:`_segment`): within a call, a callback reseeds before each epoch and does the
+        bookkeeping after it, so an epoch computes the same wherever a call starts."""
+        cfg, p = self.cfg, phase.cfg
+        bs = cfg.data.batch_size
+        while not state.phase_done:
             stage = self._stage_blocks(phase, state.phase_epochs)
             if stage != self._stage:
                 counts = self._prepare_phase(phase, stage)
                 self._log(f"  gradual unfreezing: {stage} block(s) now train "
                           f"({sum(counts.values()):,} trainable weights); optimizer restarted")
-            label = f"epoch {n + 1} ({phase.name} {state.phase_epochs + 1}/{p.epochs})"
-            if cfg.run.verbose:
-                print(f"{label}")
-            reseed(self.model, cfg.run.seed, n)
-            train_ds = self._train_dataset(phase, state, n)
             cached = self._features is not None
             fit_model = self._features[0].head_part if cached else self.model
-            val_ds = self._features[1].dataset(cfg.data.batch_size) if cached else self.val.dataset(cfg.data.batch_size)
-            lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-            t0 = time.perf_counter()
-            callbacks = _callbacks(phase.name, label, self._steps_per_epoch(), cfg.run.verbose)
+            val_ds = self._features[1].dataset(bs) if cached else self.val.dataset(bs)
+            steps = self._steps_per_epoch()
+            k = self._segment(phase, state)
+            n0, k0 = state.epochs, state.phase_epochs
+            train_ds = _concatenate([self._train_dataset(phase, k0 + i, n0 + i) for i in range(k)])
+            if self.steps is None and not p.use_ema:
+                fit_model.fit(train_ds, initial_epoch=n0, epochs=n0 + k, steps_per_epoch=steps if k > 1 else None,
+                              verbose=0, shuffle=False, class_weight=self.class_weight, validation_data=val_ds,
+                              callbacks=_callbacks(self, phase, state, steps, cfg.run.verbose, epochs=True))
+                continue
+            # One epoch, called by hand: EMA (validate after fit, on the averaged weights) or
+            # leafnet's steps (multi-worker).
+            callbacks = _callbacks(self, phase, state, steps, cfg.run.verbose, epochs=False)
+            self._begin_epoch(phase, state)
             if self.steps is None:
-                # With use_ema, fit ends by moving the weights to their average, and that is
-                # the model to judge: validate after fit. Otherwise fit validates (one call
-                # per epoch instead of two: ~0.1 s less per epoch).
-                ema = bool(p.use_ema)
                 h = fit_model.fit(train_ds, epochs=1, verbose=0, shuffle=False, class_weight=self.class_weight,
-                                  callbacks=callbacks, validation_data=None if ema else val_ds)
-                logs = {k: float(v[-1]) for k, v in h.history.items()}
-                val = fit_model.evaluate(val_ds, verbose=0, return_dict=True) if ema else \
-                    {k[4:]: logs.pop(k) for k in list(logs) if k.startswith("val_")}
+                                  callbacks=callbacks)
+                logs = {key: v[-1] for key, v in h.history.items()}
+                val = fit_model.evaluate(val_ds, verbose=0, return_dict=True)
             else:
                 logs = self.steps.train_epoch(fit_model, self._loss, train_ds, class_weight=self.class_weight,
                                               callbacks=callbacks)
                 val = self.steps.evaluate(fit_model, self._loss, val_ds)
-            seconds = time.perf_counter() - t0
-            logs.update({f"val_{k}": float(v) for k, v in val.items()})
-            if not all(math.isfinite(logs.get(k, 0.0)) for k in ("loss", "val_loss")):
-                raise TrainingDiverged(f"training diverged at {label}: loss {logs.get('loss')}, "
-                                       f"val_loss {logs.get('val_loss')}; lower the learning rate. "
-                                       "The run folder keeps the last good epoch")
-            row = {"phase": phase.name, "epoch": n + 1, "phase_epoch": state.phase_epochs + 1, "lr": _round(lr),
-                   **{k: _round(logs.get(k)) for k in ("loss", "accuracy", "val_loss", "val_accuracy")},
-                   "epoch_seconds": round(seconds, 3)}
-            self.history.append(row)
-            self._log_epoch(row, cfg.run.verbose)
-            value = logs[monitor]
-            if not all_finite(self.model):
-                raise TrainingDiverged(f"training diverged at {label}: the weights are no longer finite; "
-                                       "lower the learning rate. The run folder keeps the last good epoch")
-            state.epochs, state.phase_epochs = n + 1, state.phase_epochs + 1
+            self._end_epoch(phase, state, {**logs, **{f"val_{key}": v for key, v in val.items()}})
 
-            tag = f"{n + 1:05d}"
-            if _improved(monitor, value, state.phase_best):
-                state.phase_best, state.phase_best_epoch, state.wait, state.plateau_wait = value, n + 1, 0, 0
-                state.phase_best_weights = f"phasebest-{tag}.npz"
-                self._write(lambda: _save_arrays(run.backup / state.phase_best_weights,
-                                                 _model_arrays(self.model, False)), "a backup")
-            else:
-                state.wait += 1
-                state.plateau_wait += 1
-            if _improved(monitor, value, state.best):
-                state.best = value
-                # Saving a model of a multi-worker strategy runs collectives (a variable's
-                # broadcast): every worker saves, the others into their scratch folders.
-                io_guard(lambda: save_keras(self.model, run.best), str(run.best))
-            if p.reduce_lr_patience and state.plateau_wait >= p.reduce_lr_patience:
-                new_lr = max(lr * p.reduce_lr_factor, p.min_lr)
-                if new_lr < lr:
-                    self.model.optimizer.learning_rate = new_lr
-                    self._log(f"  no improvement of {monitor} for {state.plateau_wait} epochs: lr {lr:g} -> {new_lr:g}")
-                state.plateau_wait = 0
-            stop = bool(p.early_stopping) and state.wait >= p.early_stopping
-            last = stop or state.phase_epochs >= p.epochs
-            if last and state.phase_best_weights:
-                # End of phase: go back to the phase's best epoch (EarlyStopping's restore_best_weights).
-                self._restore(state.phase_best_weights, with_optimizer=False)
-                if state.phase_best_epoch != n + 1:
-                    self._log(f"  restored the weights of epoch {state.phase_best_epoch} "
-                              f"(best {monitor} {state.phase_best:.4f})")
-            state.weights = f"epoch-{tag}.npz"
-            self._write(lambda: _save_arrays(run.backup / state.weights, _model_arrays(self.model, True)), "a backup")
-            state.phase_done = last
-            self._write(lambda: self._commit(state), f"the run state in {run.backup}")
-            if stop:
-                self._log(f"  early stopping: no improvement of {monitor} for {state.wait} epochs")
-                break
+    def _begin_epoch(self, phase: Phase, state: TrainState) -> None:
+        """Before epoch ``state.epochs + 1``: name it, reseed every random draw from (seed,
+        epoch), note the learning rate and the time."""
+        import keras
+
+        n = state.epochs
+        label = f"epoch {n + 1} ({phase.name} {state.phase_epochs + 1}/{phase.cfg.epochs})"
+        if self.cfg.run.verbose:
+            print(label, flush=True)
+        reseed(self.model, self.cfg.run.seed, n)
+        lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        self._epoch = {"label": label, "lr": lr, "t0": time.perf_counter()}
+
+    def _end_epoch(self, phase: Phase, state: TrainState, logs: dict) -> bool:
+        """After an epoch: record it, keep the phase's and the run's best, lower the lr on a
+        plateau, back up weights and optimizer, commit the state. Returns True to stop the
+        phase early."""
+        run, p, monitor = self.run, phase.cfg, phase.cfg.monitor
+        label, lr = self._epoch["label"], self._epoch["lr"]
+        seconds = time.perf_counter() - self._epoch["t0"]
+        logs = {key: float(v) for key, v in logs.items()}
+        n = state.epochs
+        if not all(math.isfinite(logs.get(key, 0.0)) for key in ("loss", "val_loss")):
+            raise TrainingDiverged(f"training diverged at {label}: loss {logs.get('loss')}, "
+                                   f"val_loss {logs.get('val_loss')}; lower the learning rate. "
+                                   "The run folder keeps the last good epoch")
+        row = {"phase": phase.name, "epoch": n + 1, "phase_epoch": state.phase_epochs + 1, "lr": _round(lr),
+               **{key: _round(logs.get(key)) for key in ("loss", "accuracy", "val_loss", "val_accuracy")},
+               "epoch_seconds": round(seconds, 3)}
+        arrays = _model_arrays(self.model, True)
+        if not _finite(arrays):
+            raise TrainingDiverged(f"training diverged at {label}: the weights are no longer finite; "
+                                   "lower the learning rate. The run folder keeps the last good epoch")
+        self.history.append(row)
+        self._log_epoch(row, self.cfg.run.verbose)
+        value = logs[monitor]
+        state.epochs, state.phase_epochs = n + 1, state.phase_epochs + 1
+
+        tag = f"{n + 1:05d}"
+        if _improved(monitor, value, state.phase_best):
+            # The phase's best weights are this epoch's backup (its optimizer part is not read).
+            state.phase_best, state.phase_best_epoch, state.wait, state.plateau_wait = value, n + 1, 0, 0
+            state.phase_best_weights = f"epoch-{tag}.npz"
+        else:
+            state.wait += 1
+            state.plateau_wait += 1
+        if _improved(monitor, value, state.best):
+            state.best, state.best_weights, state.best_saved = value, f"epoch-{tag}.npz", False
+            # best.keras at once in a cluster (saving runs collectives: every worker saves,
+            # the others into their scratch folders, at the same epochs) or when the last
+            # write is old; else it waits for the phase's end (see _save_best).
+            if self.steps is not None or time.monotonic() - self._best_saved_at >= BEST_EVERY_SECONDS:
+                self._save_best(state)
+        if p.reduce_lr_patience and state.plateau_wait >= p.reduce_lr_patience:
+            new_lr = max(lr * p.reduce_lr_factor, p.min_lr)
+            if new_lr < lr:
+                self.model.optimizer.learning_rate = new_lr
+                self._log(f"  no improvement of {monitor} for {state.plateau_wait} epochs: lr {lr:g} -> {new_lr:g}")
+            state.plateau_wait = 0
+        stop = bool(p.early_stopping) and state.wait >= p.early_stopping
+        last = stop or state.phase_epochs >= p.epochs
+        if last and state.phase_best_weights and state.phase_best_epoch != n + 1:
+            # End of phase: go back to the phase's best epoch (EarlyStopping's restore_best_weights).
+            self._restore(state.phase_best_weights, with_optimizer=False)
+            self._log(f"  restored the weights of epoch {state.phase_best_epoch} "
+                      f"(best {monitor} {state.phase_best:.4f})")
+            arrays = _model_arrays(self.model, True)
+        state.weights = f"epoch-{tag}.npz"
+        self._write(lambda: _save_arrays(run.backup / state.weights, arrays), "a backup")
+        if last and state.best_weights == state.phase_best_weights:
+            self._save_best(state)       # the model holds the run's best weights now
+        state.phase_done = last
+        self._write(lambda: self._commit(state), f"the run state in {run.backup}")
+        if stop:
+            self._log(f"  early stopping: no improvement of {monitor} for {state.wait} epochs")
+        return stop
+
+    def _save_best(self, state: TrainState) -> None:
+        """Write ``best.keras`` from the model, which holds the weights of ``state.best_weights``.
+
+        Writing a ``.keras`` file takes ~50 ms even for a small model: at every improving
+        epoch of a short epoch that is a few percent of the run. So it is written at once
+        when the last write is over ``BEST_EVERY_SECONDS`` old (always at the first
+        improvement), else at the end of the phase, when the run stops on an error, or
+        when it completes; ``state.best_saved`` says whether it is up to date.
+        """
+        if not state.best_saved:
+            io_guard(lambda: save_keras(self.model, self.run.best), str(self.run.best))
+            state.best_saved = True
+            self._best_saved_at = time.monotonic()
+
+    def _save_pending_best(self) -> None:
+        """Bring ``best.keras`` up to date with the last committed state, whatever the model
+        holds now (the run stopped between phase ends: an error, Ctrl-C, a resume)."""
+        state = self._committed
+        if state is None or state.best_saved or not state.best_weights or not self.chief or self.steps is not None:
+            return
+        held = _model_arrays(self.model, False)
+        try:
+            _load_arrays(self.model, self.run.backup / state.best_weights, with_optimizer=False)
+            self._save_best(state)
+        finally:
+            for v, a in zip(self.model.weights, held.values()):
+                v.assign(a)
+        write_json(self._state_path(), state.to_dict())
 
     def _log_phase(self, phase: Phase, counts: dict[str, int]) -> None:
         p = phase.cfg

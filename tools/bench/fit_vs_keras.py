@@ -7,7 +7,7 @@ same images every epoch:
 
 * leafnet: :class:`leafnet.train.trainer.Trainer` in a fresh run folder under /tmp
   (what ``leafnet fit`` runs after scanning and caching: per-epoch reseeding and shuffle
-  order, ``fit`` then ``evaluate``, backups, ``best.keras``, history), transfer phase only,
+  order, one ``fit`` call per segment of epochs, backups, ``best.keras``, history), transfer phase only,
   early stopping and plateau schedule off, so every round runs ``--epochs`` epochs;
 * keras: ``model.fit(x, y, validation_data=(xv, yv), epochs=E, shuffle=True)``.
 
@@ -99,32 +99,27 @@ def main(argv=None) -> int:
     yv = np.concatenate([lab.numpy() for _, lab in val.dataset(256)])
     n = len(train)
 
-    # Epoch boundaries: the trainer calls model.fit once per epoch, with the callbacks of
-    # trainer._callbacks; one more callback records when each epoch's training starts.
+    # Epoch boundaries: one more callback, after the trainer's (trainer._callbacks), records
+    # when each epoch's training starts.
     starts: list[float] = []
 
     class Start(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            if self.model is not keras_model:      # leafnet: one fit call per epoch
-                starts.append(time.perf_counter())
-
         def on_epoch_begin(self, epoch, logs=None):
-            if self.model is keras_model:
-                starts.append(time.perf_counter())
+            starts.append(time.perf_counter())
 
     original_callbacks = trainer_mod._callbacks
     trainer_mod._callbacks = lambda *a, **kw: original_callbacks(*a, **kw) + [Start()]
 
     clock = Clock()
     if args.profile:
-        for name in ("reseed", "all_finite", "_save_arrays", "_model_arrays", "save_keras", "_load_arrays"):
+        for name in ("reseed", "_finite", "_save_arrays", "_model_arrays", "save_keras", "_load_arrays"):
             setattr(trainer_mod, name, clock.wrap(name, getattr(trainer_mod, name)))
-        for name in ("_commit", "_train_dataset", "_steps_per_epoch"):
+        for name in ("_begin_epoch", "_end_epoch", "_commit", "_train_dataset", "_steps_per_epoch"):
             setattr(trainer_mod.Trainer, name, clock.wrap(f"Trainer.{name}", getattr(trainer_mod.Trainer, name)))
 
     leafnet_model = build_model(cfg, spec, k)
     if args.profile:
-        leafnet_model.fit = clock.wrap("model.fit (1 epoch)", leafnet_model.fit)
+        leafnet_model.fit = clock.wrap("model.fit", leafnet_model.fit)
         leafnet_model.evaluate = clock.wrap("model.evaluate (val)", leafnet_model.evaluate)
     keras_model = build_model(cfg, spec, k)
     from leafnet.models.classifier import set_trainable
