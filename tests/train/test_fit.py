@@ -163,6 +163,7 @@ def test_a_poisoned_batch_stops_the_run_with_a_clear_message(leaves, tmp_path, t
         return ds.enumerate().map(lambda i, b: (tf.where(i == 1, b[0] * np.nan, b[0]), b[1]))
 
     monkeypatch.setattr(ImageSet, "dataset", poisoned)
+    monkeypatch.setattr("leafnet.train.trainer.BEST_EVERY_SECONDS", 1e9)   # only the first improvement writes at once
     run_dir = tmp_path / "nan"
     with pytest.raises(leafnet.LeafnetError, match="loss became nan at epoch 3 .*batch 2"):
         leafnet.fit(tiny_config(leaves, run_dir))
@@ -172,4 +173,12 @@ def test_a_poisoned_batch_stops_the_run_with_a_clear_message(leaves, tmp_path, t
 
     best = keras.saving.load_model(run_dir / "best.keras")
     assert all(np.isfinite(np.array(w)).all() for w in best.weights)
-    assert json.loads((run_dir / "backup" / "state.json").read_text())["epochs"] == 2
+    state = json.loads((run_dir / "backup" / "state.json").read_text())
+    assert state["epochs"] == 2 and state["best_saved"]
+    # best.keras holds the best epoch's weights, also when the last improvement was not yet
+    # written (within a phase it is written at most once a minute) when the run stopped.
+    with np.load(run_dir / "backup" / state["best_weights"]) as saved:
+        expected = [saved[k] for k in sorted(k for k in saved.files if k.startswith("w"))]
+    assert len(expected) == len(best.weights)
+    for w, e in zip(best.weights, expected):
+        np.testing.assert_array_equal(np.asarray(w), e)

@@ -154,3 +154,36 @@ def test_oversample_mixup_gradual_unfreezing_fit(leaves, tmp_path, tiny_config):
     run = leafnet.fit(cfg)
     assert [int(r["epoch"]) for r in run.history] == [1, 2, 3, 4, 5, 6]
     assert np.isfinite(run.metrics["val_loss"])
+
+
+def test_keras_fit_runs_each_segment_of_epochs_in_one_call(leaves, tmp_path, tiny_config, monkeypatch):
+    """One ``fit`` call per segment (the epochs with the same unfrozen blocks and the same
+    mixing), and the reseeding between its epochs never sets TensorFlow's global seed
+    (``tf.random.set_seed`` clears TensorFlow's kernel cache: a retrace-like cost per epoch)."""
+    import keras
+
+    calls, inside, seeds_in_fit = [], [False], []
+    fit, set_seed = keras.Model.fit, tf.random.set_seed
+
+    def spy_fit(self, *args, **kwargs):
+        calls.append((kwargs.get("initial_epoch", 0), kwargs.get("epochs")))
+        inside[0] = True
+        try:
+            return fit(self, *args, **kwargs)
+        finally:
+            inside[0] = False
+
+    def spy_set_seed(seed):
+        seeds_in_fit.append(inside[0])
+        set_seed(seed)
+
+    monkeypatch.setattr(keras.Model, "fit", spy_fit)
+    monkeypatch.setattr(tf.random, "set_seed", spy_set_seed)
+    cfg = tiny_config(leaves, tmp_path / "s", transfer__epochs=3, finetune__epochs=4)
+    cfg["augment"] = {"mixup": 0.2, "mix_off_epochs": 1}
+    cfg["finetune"].update(blocks=2, unfreeze_every=2)
+    run = leafnet.fit(cfg)
+    assert [int(r["epoch"]) for r in run.history] == list(range(1, 8))
+    # transfer: 2 mixed epochs, 1 unmixed; fine-tune: 1 block for 2 epochs, then 2 blocks mixed, then unmixed
+    assert calls == [(0, 2), (2, 3), (3, 5), (5, 6), (6, 7)]
+    assert seeds_in_fit and not any(seeds_in_fit)     # set once, before training, never inside fit

@@ -58,6 +58,8 @@ SIDES: dict[str, tuple[str, list[str], dict[str, str]]] = {
     "keras": ("keras", [], {}),
     "leafnet": ("keras", ["--configure-cpu"], {}),
     "leafnet-bf16": ("keras", ["--configure-cpu", "--precision", "mixed_bfloat16"], {}),
+    # Inference only: the same model exported by `leafnet export --format onnx`, run by ONNX Runtime.
+    "onnx": ("keras", ["--engine", "onnx"], {}),
     "bf16": ("keras", ["--precision", "mixed_bfloat16"], {}),
     "onednn-off": ("keras", [], {"TF_ENABLE_ONEDNN_OPTS": "0"}),
     "fpmath-bf16": ("keras", [], {"ONEDNN_DEFAULT_FPMATH_MODE": "BF16"}),
@@ -103,7 +105,27 @@ def keras_worker(args) -> None:
     x = tf.constant(rng.uniform(0, 255, (args.batch, args.size, args.size, 3)).astype("float32"))
     y = tf.one_hot(rng.integers(0, args.classes, args.batch), args.classes)
 
-    if args.mode == "train":
+    if args.engine == "onnx":
+        if args.mode == "train":
+            raise SystemExit("the onnx side only infers (--mode infer)")
+        import tempfile
+
+        import onnxruntime
+
+        from leafnet.export import save_onnx
+
+        path = Path(tempfile.mkdtemp(prefix="leafnet-bench-onnx-")) / "model.onnx"
+        save_onnx(model, args.size, path)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = os.cpu_count()
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        name, xn = session.get_inputs()[0].name, x.numpy()
+
+        def run(n):
+            for _ in range(n):
+                session.run(None, {name: xn})
+            return n * args.batch
+    elif args.mode == "train":
         def run(n):
             model.fit(tf.data.Dataset.from_tensors((x, y)).repeat(n), epochs=1, verbose=0)
             return n * args.batch
@@ -112,7 +134,7 @@ def keras_worker(args) -> None:
             model.predict(tf.data.Dataset.from_tensors(x).repeat(n), verbose=0)
             return n * args.batch
     run(2)
-    serve({"side": "keras", "policy": keras.mixed_precision.global_policy().name,
+    serve({"side": "keras", "engine": args.engine, "policy": keras.mixed_precision.global_policy().name,
            "intra": tf.config.threading.get_intra_op_parallelism_threads(),
            "inter": tf.config.threading.get_inter_op_parallelism_threads(),
            "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
@@ -244,6 +266,7 @@ def worker_main(argv) -> None:
     p.add_argument("--configure-cpu", action="store_true")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--bf16", action="store_true")
+    p.add_argument("--engine", choices=("keras", "onnx"), default="keras")
     args = p.parse_args(argv)
     (keras_worker if args.worker == "keras" else timm_worker)(args)
 
