@@ -9,7 +9,9 @@ same images every epoch:
   (what ``leafnet fit`` runs after scanning and caching: per-epoch reseeding and shuffle
   order, one ``fit`` call per segment of epochs, backups, ``best.keras``, history), transfer phase only,
   early stopping and plateau schedule off, so every round runs ``--epochs`` epochs;
-* keras: ``model.fit(x, y, validation_data=(xv, yv), epochs=E, shuffle=True)``.
+* keras: ``model.fit(x, y, validation_data=(xv, yv), epochs=E, shuffle=True)``;
+* keras-tfdata: the same model fed as the tf.data guide writes it:
+  ``Dataset.from_tensor_slices((x, y)).shuffle(n).batch(b).prefetch(AUTOTUNE)``.
 
 A round runs E epochs of each side, alternating which goes first. An epoch's time is
 from the start of its training to the start of the next epoch's, so everything the
@@ -121,15 +123,19 @@ def main(argv=None) -> int:
     if args.profile:
         leafnet_model.fit = clock.wrap("model.fit", leafnet_model.fit)
         leafnet_model.evaluate = clock.wrap("model.evaluate (val)", leafnet_model.evaluate)
-    keras_model = build_model(cfg, spec, k)
     from leafnet.models.classifier import set_trainable
 
-    set_trainable(keras_model, spec, "transfer", from_scratch=cfg.model.weights == "none")
-    keras_model.compile(optimizer=make_optimizer(cfg.transfer, make_schedule(cfg.transfer, -(-n // bs))),
-                        loss=make_loss(cfg.transfer), metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+    def plain_model():
+        m = build_model(cfg, spec, k)
+        set_trainable(m, spec, "transfer", from_scratch=cfg.model.weights == "none")
+        m.compile(optimizer=make_optimizer(cfg.transfer, make_schedule(cfg.transfer, -(-n // bs))),
+                  loss=make_loss(cfg.transfer), metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+        return m
+
+    keras_model, tfdata_model = plain_model(), plain_model()
     tmp = Path(tempfile.mkdtemp(prefix="leafnet-bench-fit-"))
-    epoch_s: dict[str, list[float]] = {"leafnet": [], "keras": []}
-    wall = {"leafnet": 0.0, "keras": 0.0}
+    epoch_s: dict[str, list[float]] = {"leafnet": [], "keras": [], "keras-tfdata": []}
+    wall = {"leafnet": 0.0, "keras": 0.0, "keras-tfdata": 0.0}
 
     def durations(t_end: float) -> list[float]:
         marks = starts + [t_end]
@@ -151,37 +157,49 @@ def main(argv=None) -> int:
         return statistics.median(d)
 
     def keras_round(r: int) -> float:
+        return plain_round("keras", lambda: keras_model.fit(
+            x, y, batch_size=bs, epochs=args.epochs, validation_data=(xv, yv), shuffle=True, verbose=0,
+            callbacks=[Start()]))
+
+    def tfdata_round(r: int) -> float:
+        import tensorflow as tf
+
+        train_ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(n, seed=r).batch(bs).prefetch(tf.data.AUTOTUNE)
+        val_ds = tf.data.Dataset.from_tensor_slices((xv, yv)).batch(bs).prefetch(tf.data.AUTOTUNE)
+        return plain_round("keras-tfdata", lambda: tfdata_model.fit(
+            train_ds, epochs=args.epochs, validation_data=val_ds, verbose=0, callbacks=[Start()]))
+
+    def plain_round(side: str, fit) -> float:
         starts.clear()
         t0 = time.perf_counter()
-        keras_model.fit(x, y, batch_size=bs, epochs=args.epochs, validation_data=(xv, yv), shuffle=True,
-                        verbose=0, callbacks=[Start()])
+        fit()
         t_end = time.perf_counter()
         d = durations(t_end)
-        epoch_s["keras"] += d
-        wall["keras"] += t_end - t0
+        epoch_s[side] += d
+        wall[side] += t_end - t0
         return statistics.median(d)
 
     # Round 0 of leafnet runs unprofiled (tracing); the profile covers rounds 1.. .
     profiled_epochs = max(0, (args.rounds - 1) * args.epochs)
-    alternate({"leafnet": leafnet_round, "keras": keras_round}, args.rounds)
+    alternate({"leafnet": leafnet_round, "keras": keras_round, "keras-tfdata": tfdata_round}, args.rounds)
     shutil.rmtree(tmp, ignore_errors=True)
 
     rates = {side: [n / s for s in v] for side, v in epoch_s.items()}
     print(f"{spec.name} @ {size} px, batch {bs}, {n} train + {len(val)} val images, {args.epochs} epochs x "
           f"{args.rounds} rounds per side (first epoch of each round not timed); {machine_line()}")
     print()
-    print(table({"keras": rates["keras"], "leafnet": rates["leafnet"]}, "keras",
+    print(table({side: rates[side] for side in ("keras", "keras-tfdata", "leafnet")}, "keras",
                 unit="train images/s (epoch incl. validation)"))
     print()
-    for side in ("keras", "leafnet"):
+    for side in ("keras", "keras-tfdata", "leafnet"):
         print(f"{side}: median epoch {statistics.median(epoch_s[side]):.3f} s; epochs: "
               + ", ".join(f"{s:.2f}" for s in epoch_s[side]))
     # Shared machines drift between a fast and a throttled mode for minutes at a time (an
     # epoch of the demo takes ~2.7 s or exactly ~5.1 s): the medians can compare different
     # modes, the fastest epochs of each side compare the same one.
     fastest = {side: min(v) for side, v in epoch_s.items()}
-    print(f"fastest epoch: keras {fastest['keras']:.3f} s, leafnet {fastest['leafnet']:.3f} s, "
-          f"ratio {fastest['keras'] / fastest['leafnet']:.2f}")
+    print("fastest epoch: " + ", ".join(f"{side} {v:.3f} s (ratio {fastest['keras'] / v:.2f})"
+                                        for side, v in fastest.items()))
     if args.profile and profiled_epochs:
         print()
         print(f"leafnet, seconds per epoch by part (rounds 2..{args.rounds}, {profiled_epochs} epochs, each "
