@@ -163,9 +163,40 @@ def save_onnx(model, size: int, path: str | os.PathLike) -> None:
         raise LeafnetError("ONNX export needs tf2onnx and onnx: pip install 'leafnet[onnx]'")
     import warnings
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _normalization_as_constants(model):
         warnings.simplefilter("ignore", FutureWarning)  # tf2onnx probes np.object
         inference_model(model).export(str(path), format="onnx", input_signature=_image_spec(size), verbose=False)
+
+
+def _sublayers(layer):
+    for sub in getattr(layer, "layers", ()):
+        yield sub
+        yield from _sublayers(sub)
+
+
+@contextlib.contextmanager
+def _normalization_as_constants(model):
+    """Hold every ``Normalization`` layer's mean and variance as NumPy arrays while exporting.
+
+    Keras keeps them as eager tensors (computed from its weights in ``finalize_state``); a
+    traced function captures those as extra inputs, and tf2onnx leaves them in the ONNX
+    graph as inputs nobody feeds (every EfficientNet B0-B7 has such a layer: ONNX Runtime
+    refused the file with "Required inputs ... normalization/Sub/y:0 ... are missing"). As
+    NumPy arrays they become constants of the graph.
+    """
+    import keras
+
+    saved = []
+    for layer in _sublayers(model):
+        if isinstance(layer, keras.layers.Normalization) and getattr(layer, "mean", None) is not None:
+            saved.append((layer, layer.mean, layer.variance))
+            layer.mean = np.asarray(keras.ops.convert_to_numpy(layer.mean))
+            layer.variance = np.asarray(keras.ops.convert_to_numpy(layer.variance))
+    try:
+        yield
+    finally:
+        for layer, mean, variance in saved:
+            layer.mean, layer.variance = mean, variance
 
 
 def tflite_runner(path: str | os.PathLike):

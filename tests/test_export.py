@@ -240,3 +240,25 @@ print(type(m.optimizer).__name__, type(m.loss).__name__, type(m.layers[0]).__nam
     bare = subprocess.run([sys.executable, "-c", f"import keras; keras.saving.load_model({str(path)!r})"],
                           capture_output=True, text=True, env=env)
     assert bare.returncode != 0 and "leafnet>" in bare.stderr   # the registration is what makes it work
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+def test_efficientnet_exports_run_and_match_keras(fmt, tmp_path):
+    """EfficientNet's Normalization layer keeps its mean and variance as eager tensors; the
+    ONNX export once left them as graph inputs nobody feeds, and ONNX Runtime refused the file."""
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'leafnet[onnx]')")
+    from leafnet.config import ModelConfig
+    from leafnet.export import inference_model, onnx_runner, save_onnx, save_tflite, tflite_runner
+    from leafnet.models.classifier import build_classifier
+    from leafnet.models.registry import get_backbone
+
+    model = build_classifier(get_backbone("b0"), 3, 32, ModelConfig(weights="none"), None, seed=0)
+    x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
+    ref = inference_model(model).predict(x, verbose=0)
+    path = tmp_path / f"model.{fmt}"
+    (save_onnx if fmt == "onnx" else save_tflite)(model, 32, path)
+    got = (onnx_runner if fmt == "onnx" else tflite_runner)(path)(x)
+    np.testing.assert_allclose(got, ref, atol=1e-4)
+    # the export leaves the Keras model as it was
+    np.testing.assert_array_equal(inference_model(model).predict(x, verbose=0), ref)
