@@ -3,6 +3,11 @@
 Each file is decoded once with the training decoder (TensorFlow) and resized exactly as
 training does; a file that cannot be read or decoded gets a row with its error and no
 class, and the others are still predicted.
+
+``engine="onnx"`` (``--engine onnx``) runs the model under ONNX Runtime instead of Keras:
+the model is exported once (``leafnet export --format onnx``'s converter) and kept in the
+run's ``cache/`` under its weights' fingerprint. On a 2-core CPU it infers EfficientNet-B0
+at about 1.4x Keras' speed, on par with a tuned timm (README, "Performance").
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from leafnet.runs import RunDir, is_run_dir, write_csv
 CHUNK = 256          # files decoded and predicted together
 BATCH = 64
 PROGRESS_OVER = 200  # show a progress bar above this many files
+ENGINES = ("keras", "onnx")
 
 
 def expand_paths(inputs: Sequence[str | os.PathLike]) -> list[str]:
@@ -118,19 +124,74 @@ def _decode(path: str, size: int):
         return None, f"cannot decode: {clean_tf_error(e)}"
 
 
+def _run_folder(model_or_run: Any) -> RunDir | None:
+    from leafnet.runs import Run
+
+    if isinstance(model_or_run, Run):
+        return RunDir(model_or_run.root)
+    if isinstance(model_or_run, (str, os.PathLike)) and Path(model_or_run).is_dir() and is_run_dir(model_or_run):
+        return RunDir(model_or_run)
+    return None
+
+
+def _onnx_runner(model, size: int, run: RunDir | None):
+    """``images -> probabilities`` under ONNX Runtime, from the model exported to ONNX once:
+    into ``run``'s ``cache/`` (named by the weights' fingerprint, so a retrained model is
+    exported again), or a temporary folder for a bare model."""
+    import importlib.util
+    import tempfile
+
+    from leafnet.export import save_onnx
+    from leafnet.runs import atomic_path
+    from leafnet.train.features import weights_fingerprint
+
+    if importlib.util.find_spec("onnxruntime") is None:
+        raise LeafnetError("--engine onnx needs onnxruntime and tf2onnx: pip install 'leafnet[onnx]'")
+    import onnxruntime
+
+    if run is not None:
+        path = run.cache / f"predict-{weights_fingerprint(model)}-{size}.onnx"
+        if not path.is_file():
+            with atomic_path(path) as tmp:
+                save_onnx(model, size, tmp)
+        session = _onnx_session(onnxruntime, path)
+    else:
+        with tempfile.TemporaryDirectory(prefix="leafnet-predict-") as d:
+            save_onnx(model, size, Path(d) / "model.onnx")
+            session = _onnx_session(onnxruntime, Path(d) / "model.onnx")
+    name = session.get_inputs()[0].name
+    return lambda x: session.run(None, {name: x})[0]
+
+
+def _onnx_session(onnxruntime, path: Path):
+    options = onnxruntime.SessionOptions()
+    # ONNX Runtime's default counts physical cores of the machine; a container or a
+    # taskset may give this process fewer (or, with SMT, more usable) ones.
+    options.intra_op_num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 def predict(model_or_run: Any, paths: Sequence[str | os.PathLike], top_k: int = 3,
-            progress: bool | None = None, trust: bool = False) -> list[dict]:
+            progress: bool | None = None, trust: bool = False, engine: str = "keras") -> list[dict]:
     """Classify image files (folders are expanded to their images, recursively, sorted).
 
     ``trust`` lets a model file hold Lambda layers and other code (``--trust``).
+    ``engine``: ``keras``, or ``onnx`` to infer under ONNX Runtime (see the module docstring).
 
     Returns:
         One dict per file, in input order: ``path``, ``class``, ``confidence``, ``top``
         (``[(class, probability), ...]``, k long), ``probabilities`` (numpy ``[C]``) and
         ``error`` (``""``, or why the file could not be read; then ``class`` is ``""``).
     """
+    if engine not in ENGINES:
+        raise LeafnetError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
     model, classes, size = load_predictor(model_or_run, trust=trust)
     files = expand_paths(paths)
+    if engine == "onnx":     # the exported model leaves out the augmentation block (identity at inference)
+        run_model = _onnx_runner(model, size, _run_folder(model_or_run))
+    else:
+        def run_model(x):
+            return np.asarray(model(x, training=False))
     k = max(1, min(int(top_k), len(classes)))
     if progress is None:
         progress = len(files) > PROGRESS_OVER
@@ -147,8 +208,7 @@ def predict(model_or_run: Any, paths: Sequence[str | os.PathLike], top_k: int = 
         probs = np.zeros((0, len(classes)))
         if good:
             x = np.stack([decoded[i][0] for i in good]).astype("float32")
-            probs = np.concatenate([np.asarray(model(x[j:j + BATCH], training=False))
-                                    for j in range(0, len(x), BATCH)])
+            probs = np.concatenate([run_model(x[j:j + BATCH]) for j in range(0, len(x), BATCH)])
         row_of = {i: r for r, i in enumerate(good)}
         for i, p in enumerate(chunk):
             if i in row_of:

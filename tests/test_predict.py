@@ -112,3 +112,30 @@ def test_exif_rotated_copy_gets_the_prediction_of_the_upright_photo(trained, lea
     # what ignoring the tag would have given: the sideways pixels, not the upright ones
     assert np.abs(sideways["probabilities"] - up["probabilities"]).max() > np.abs(
         phone["probabilities"] - up["probabilities"]).max()
+
+
+def test_onnx_engine_predicts_as_keras_and_exports_once(trained, images, tmp_path, run_cli, monkeypatch):
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'leafnet[onnx]')")
+    import leafnet.export
+    from leafnet.predict import predict
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained[1], run_dir)
+    inputs, expected_paths = images
+    keras_rows = predict(run_dir, inputs)
+    code, _, err = run_cli("predict", run_dir, *inputs, "--out", tmp_path / "onnx.csv", "--engine", "onnx")
+    assert code == 0, err
+    cached = list((run_dir / "cache").glob("predict-*.onnx"))
+    assert len(cached) == 1 and not list(run_dir.rglob("*.tmp*"))
+    rows = read_csv(tmp_path / "onnx.csv")
+    assert [r["path"] for r in rows] == expected_paths
+    for r, k in zip(rows, keras_rows):
+        assert r["class"] == k["class"] and r["error"] == k["error"]
+        if not k["error"]:
+            assert float(r["confidence"]) == pytest.approx(k["confidence"], abs=1e-5)
+    # The second call runs the cached file: no export.
+    monkeypatch.setattr(leafnet.export, "save_onnx", lambda *a, **k: pytest.fail("exported again"))
+    again = predict(run_dir, inputs, engine="onnx")
+    assert [r["class"] for r in again] == [r["class"] for r in keras_rows]
+    with pytest.raises(leafnet.LeafnetError, match="unknown engine"):
+        predict(run_dir, inputs, engine="tensorrt")
