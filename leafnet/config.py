@@ -189,6 +189,8 @@ class RunConfig:
                               choices=("none", "mirrored", "multiworker", "tpu"))
     sync_batchnorm: bool = setting(False, "with several replicas, BatchNormalization layers that train use the "
                                    "statistics of the global batch (all-reduced every step) instead of each replica's")
+    fused_batchnorm: bool = setting(True, "run BatchNormalization through TensorFlow's fused kernel (the same "
+                                    "numbers as Keras' layer; EfficientNet trains ~1.5x faster on CPUs)")
 
 
 @dataclass

@@ -141,6 +141,10 @@ def build_model(cfg: Config, spec, num_classes: int):
         for layer in model._flatten_layers():
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.synchronized = True   # Keras all-reduces the moments in a replica context
+    if cfg.run.fused_batchnorm:
+        from leafnet.models.fused_bn import use_fused_batchnorm
+
+        use_fused_batchnorm(model)   # layers with synchronized=True keep Keras' own call
     if cfg.model.weights not in ("imagenet", "none"):
         n = load_backbone_weights(model, spec, cfg.model.weights)
         if cfg.run.verbose:

@@ -60,6 +60,7 @@ SIDES: dict[str, tuple[str, list[str], dict[str, str]]] = {
     "leafnet-bf16": ("keras", ["--configure-cpu", "--precision", "mixed_bfloat16"], {}),
     # Inference only: the same model exported by `leafnet export --format onnx`, run by ONNX Runtime.
     "onnx": ("keras", ["--engine", "onnx"], {}),
+    "fused-bn": ("keras", ["--fused-bn"], {}),
     "bf16": ("keras", ["--precision", "mixed_bfloat16"], {}),
     "onednn-off": ("keras", [], {"TF_ENABLE_ONEDNN_OPTS": "0"}),
     "fpmath-bf16": ("keras", [], {"ONEDNN_DEFAULT_FPMATH_MODE": "BF16"}),
@@ -91,6 +92,10 @@ def keras_worker(args) -> None:
     if args.inter is not None:
         tf.config.threading.set_inter_op_parallelism_threads(args.inter)
     keras.mixed_precision.set_global_policy(args.precision)
+    if args.fused_bn:
+        sys.path.insert(0, "/tmp/fbn")
+        import fusedbn
+        fusedbn.install()
 
     from leafnet.config import ModelConfig
     from leafnet.models.classifier import build_classifier, set_trainable
@@ -267,6 +272,7 @@ def worker_main(argv) -> None:
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--bf16", action="store_true")
     p.add_argument("--engine", choices=("keras", "onnx"), default="keras")
+    p.add_argument("--fused-bn", action="store_true")
     args = p.parse_args(argv)
     (keras_worker if args.worker == "keras" else timm_worker)(args)
 
