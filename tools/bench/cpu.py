@@ -10,8 +10,11 @@ Sub-commands:
 * ``timm``: timm's ``efficientnet_b0`` run as its expert users run it (channels_last, glibc
   malloc tuned as in ``shared/BENCHMARKS.md``, ``torch.set_num_threads(cores)``), against
   leafnet's B0 classifier (``build_classifier``, 1000 classes, whole network trained, Adam)
-  in float32 (``keras``; ``leafnet`` adds :func:`leafnet.perf.configure_cpu`, the same on
-  Linux x86) and under the ``mixed_bfloat16`` policy (``bf16``).
+  in float32 as Keras builds it (``keras``), as ``leafnet fit`` runs it (``leafnet``:
+  :func:`leafnet.perf.configure_cpu` and BatchNormalization through the fused kernel,
+  :mod:`leafnet.models.fused_bn`), under the ``mixed_bfloat16`` policy (``bf16``), and,
+  for inference, exported to ONNX and run by ONNX Runtime (``onnx``, what
+  ``leafnet predict --engine onnx`` runs).
 * ``settings``: the Keras side only, one setting changed at a time (dtype policy, oneDNN,
   threads, allocator, batch size), to find what helps.
 
@@ -56,11 +59,10 @@ SIDES: dict[str, tuple[str, list[str], dict[str, str]]] = {
     "timm-bf16": ("timm", ["--channels-last", "--bf16"], TUNED_GLIBC | PASSIVE),
     "timm-default-malloc": ("timm", ["--channels-last"], PASSIVE),
     "keras": ("keras", [], {}),
-    "leafnet": ("keras", ["--configure-cpu"], {}),
-    "leafnet-bf16": ("keras", ["--configure-cpu", "--precision", "mixed_bfloat16"], {}),
+    "leafnet": ("keras", ["--configure-cpu", "--fused-bn"], {}),
+    "leafnet-bf16": ("keras", ["--configure-cpu", "--fused-bn", "--precision", "mixed_bfloat16"], {}),
     # Inference only: the same model exported by `leafnet export --format onnx`, run by ONNX Runtime.
     "onnx": ("keras", ["--engine", "onnx"], {}),
-    "fused-bn": ("keras", ["--fused-bn"], {}),
     "bf16": ("keras", ["--precision", "mixed_bfloat16"], {}),
     "onednn-off": ("keras", [], {"TF_ENABLE_ONEDNN_OPTS": "0"}),
     "fpmath-bf16": ("keras", [], {"ONEDNN_DEFAULT_FPMATH_MODE": "BF16"}),
@@ -92,10 +94,6 @@ def keras_worker(args) -> None:
     if args.inter is not None:
         tf.config.threading.set_inter_op_parallelism_threads(args.inter)
     keras.mixed_precision.set_global_policy(args.precision)
-    if args.fused_bn:
-        sys.path.insert(0, "/tmp/fbn")
-        import fusedbn
-        fusedbn.install()
 
     from leafnet.config import ModelConfig
     from leafnet.models.classifier import build_classifier, set_trainable
@@ -104,6 +102,10 @@ def keras_worker(args) -> None:
     spec = get_backbone("b0")
     keras.utils.set_random_seed(0)
     model = build_classifier(spec, args.classes, args.size, ModelConfig(weights="none"), None, seed=0)
+    if args.fused_bn:      # what leafnet's build_model does (run.fused_batchnorm)
+        from leafnet.models.fused_bn import use_fused_batchnorm
+
+        use_fused_batchnorm(model)
     set_trainable(model, spec, "transfer", from_scratch=True)     # the whole network trains, as in timm
     model.compile(keras.optimizers.Adam(1e-3), keras.losses.CategoricalCrossentropy())
     rng = np.random.default_rng(0)
@@ -139,7 +141,8 @@ def keras_worker(args) -> None:
             model.predict(tf.data.Dataset.from_tensors(x).repeat(n), verbose=0)
             return n * args.batch
     run(2)
-    serve({"side": "keras", "engine": args.engine, "policy": keras.mixed_precision.global_policy().name,
+    serve({"side": "keras", "engine": args.engine, "fused_bn": args.fused_bn,
+           "policy": keras.mixed_precision.global_policy().name,
            "intra": tf.config.threading.get_intra_op_parallelism_threads(),
            "inter": tf.config.threading.get_inter_op_parallelism_threads(),
            "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
