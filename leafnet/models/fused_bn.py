@@ -14,6 +14,12 @@ BatchNormalization and compute the same. The numbers are Keras': the moving vari
 gets the biased batch variance (the fused kernel returns the unbiased one, which is
 undone), inputs in float16/bfloat16 are normalised in float32 as Keras does, and
 anything not eligible falls back to Keras' own ``call``.
+
+One difference shows only with non-finite inputs: on a batch of NaN images Keras' layer
+gives a NaN loss at once, while with the fused kernel the loss stayed finite here (the NaN
+did not reach the output) and only the moving statistics became NaN. The trainer catches
+both: the NaN loss at its batch, the non-finite weights at the epoch's end
+(``tests/train/test_fit.py``).
 """
 
 from __future__ import annotations
