@@ -327,6 +327,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USER_ERROR
         if args.command != "config":
             _import_tensorflow_quietly()
+            from leafnet.perf import configure_tensorflow
+
+            configure_tensorflow()   # before TensorFlow's first op
         from leafnet.trust import trusted
 
         with trusted(getattr(args, "trust", False)):  # --weights files of fit, pretext, search, cv

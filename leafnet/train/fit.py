@@ -168,6 +168,9 @@ def fit(config: Config | dict | str | os.PathLike | None = None, *, split: Split
     Example:
         >>> run = leafnet.fit({"data": {"demo": True}, "model": {"backbone": "simple-cnn", "weights": "none"}})
     """
+    from leafnet.perf import configure_tensorflow
+
+    configure_tensorflow()      # a no-op once TensorFlow has run an op
     cfg = as_config(config, **flags)
     if split is None and not has_data_source(cfg):
         raise DataError("no data given: use --data DIR (one sub-folder per class), --train DIR --val DIR, or --demo")

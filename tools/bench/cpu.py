@@ -11,8 +11,9 @@ Sub-commands:
   malloc tuned as in ``shared/BENCHMARKS.md``, ``torch.set_num_threads(cores)``), against
   leafnet's B0 classifier (``build_classifier``, 1000 classes, whole network trained, Adam)
   in float32 as Keras builds it (``keras``), as ``leafnet fit`` runs it (``leafnet``:
-  :func:`leafnet.perf.configure_cpu` and BatchNormalization through the fused kernel,
-  :mod:`leafnet.models.fused_bn`), under the ``mixed_bfloat16`` policy (``bf16``), and,
+  :func:`leafnet.perf.configure_cpu`, :func:`leafnet.perf.configure_tensorflow` and
+  BatchNormalization through the fused kernel, :mod:`leafnet.models.fused_bn`; ``fused-bn``
+  has the fused kernel only), under the ``mixed_bfloat16`` policy (``bf16``), and,
   for inference, exported to ONNX and run by ONNX Runtime (``onnx``, what
   ``leafnet predict --engine onnx`` runs).
 * ``settings``: the Keras side only, one setting changed at a time (dtype policy, oneDNN,
@@ -63,6 +64,7 @@ SIDES: dict[str, tuple[str, list[str], dict[str, str]]] = {
     "leafnet-bf16": ("keras", ["--configure-cpu", "--fused-bn", "--precision", "mixed_bfloat16"], {}),
     # Inference only: the same model exported by `leafnet export --format onnx`, run by ONNX Runtime.
     "onnx": ("keras", ["--engine", "onnx"], {}),
+    "fused-bn": ("keras", ["--fused-bn"], {}),
     "bf16": ("keras", ["--precision", "mixed_bfloat16"], {}),
     "onednn-off": ("keras", [], {"TF_ENABLE_ONEDNN_OPTS": "0"}),
     "fpmath-bf16": ("keras", [], {"ONEDNN_DEFAULT_FPMATH_MODE": "BF16"}),
@@ -89,6 +91,10 @@ def keras_worker(args) -> None:
     import numpy as np
     import tensorflow as tf
 
+    if args.configure_cpu:   # and TensorFlow's threads, as leafnet's CLI does before the first op
+        from leafnet.perf import configure_tensorflow
+
+        configure_tensorflow()
     if args.intra is not None:
         tf.config.threading.set_intra_op_parallelism_threads(args.intra)
     if args.inter is not None:
