@@ -65,6 +65,7 @@ SIDES: dict[str, tuple[str, list[str], dict[str, str]]] = {
     # Inference only: the same model exported by `leafnet export --format onnx`, run by ONNX Runtime.
     "onnx": ("keras", ["--engine", "onnx"], {}),
     "fused-bn": ("keras", ["--fused-bn"], {}),
+    "leafnet-inter-1": ("keras", ["--configure-cpu", "--fused-bn", "--inter", "1"], {}),
     "bf16": ("keras", ["--precision", "mixed_bfloat16"], {}),
     "onednn-off": ("keras", [], {"TF_ENABLE_ONEDNN_OPTS": "0"}),
     "fpmath-bf16": ("keras", [], {"ONEDNN_DEFAULT_FPMATH_MODE": "BF16"}),
