@@ -168,12 +168,6 @@ def save_onnx(model, size: int, path: str | os.PathLike) -> None:
         inference_model(model).export(str(path), format="onnx", input_signature=_image_spec(size), verbose=False)
 
 
-def _sublayers(layer):
-    for sub in getattr(layer, "layers", ()):
-        yield sub
-        yield from _sublayers(sub)
-
-
 @contextlib.contextmanager
 def _normalization_as_constants(model):
     """Hold every ``Normalization`` layer's mean and variance as NumPy arrays while exporting.
@@ -187,7 +181,7 @@ def _normalization_as_constants(model):
     import keras
 
     saved = []
-    for layer in _sublayers(model):
+    for layer in model._flatten_layers():
         if isinstance(layer, keras.layers.Normalization) and getattr(layer, "mean", None) is not None:
             saved.append((layer, layer.mean, layer.variance))
             layer.mean = np.asarray(keras.ops.convert_to_numpy(layer.mean))
@@ -227,7 +221,11 @@ def onnx_runner(path: str | os.PathLike):
     """A function ``images -> probabilities`` running a ``.onnx`` file under onnxruntime."""
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = onnxruntime.SessionOptions()
+    # ONNX Runtime's default counts the machine's physical cores; a container or a taskset
+    # may give this process fewer (or, with SMT, more usable) ones.
+    options.intra_op_num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return lambda images: session.run(None, {name: np.asarray(images, dtype=np.float32)})[0]
 

@@ -141,34 +141,21 @@ def _onnx_runner(model, size: int, run: RunDir | None):
     import importlib.util
     import tempfile
 
-    from leafnet.export import save_onnx
+    from leafnet.export import onnx_runner, save_onnx
     from leafnet.runs import atomic_path
     from leafnet.train.features import weights_fingerprint
 
     if importlib.util.find_spec("onnxruntime") is None:
         raise LeafnetError("--engine onnx needs onnxruntime and tf2onnx: pip install 'leafnet[onnx]'")
-    import onnxruntime
-
     if run is not None:
         path = run.cache / f"predict-{weights_fingerprint(model)}-{size}.onnx"
         if not path.is_file():
             with atomic_path(path) as tmp:
                 save_onnx(model, size, tmp)
-        session = _onnx_session(onnxruntime, path)
-    else:
-        with tempfile.TemporaryDirectory(prefix="leafnet-predict-") as d:
-            save_onnx(model, size, Path(d) / "model.onnx")
-            session = _onnx_session(onnxruntime, Path(d) / "model.onnx")
-    name = session.get_inputs()[0].name
-    return lambda x: session.run(None, {name: x})[0]
-
-
-def _onnx_session(onnxruntime, path: Path):
-    options = onnxruntime.SessionOptions()
-    # ONNX Runtime's default counts physical cores of the machine; a container or a
-    # taskset may give this process fewer (or, with SMT, more usable) ones.
-    options.intra_op_num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return onnx_runner(path)
+    with tempfile.TemporaryDirectory(prefix="leafnet-predict-") as d:
+        save_onnx(model, size, Path(d) / "model.onnx")
+        return onnx_runner(Path(d) / "model.onnx")     # the session holds the model: the file can go
 
 
 def predict(model_or_run: Any, paths: Sequence[str | os.PathLike], top_k: int = 3,

@@ -487,13 +487,17 @@ class Trainer:
             ds = mix_batches(ds, mixup=a.mixup, cutmix=a.cutmix, seed=epoch_seed(cfg.run.seed, n, 7))
         return ds
 
+    def _by_hand(self, phase: Phase) -> bool:
+        """Epochs run one at a time, not inside one ``fit`` call: with EMA (``fit`` moves the
+        weights to their average when it ends, and each epoch must be judged on them) and on
+        leafnet's own steps (multi-worker)."""
+        return self.steps is not None or bool(phase.cfg.use_ema)
+
     def _segment(self, phase: Phase, state: TrainState) -> int:
         """How many epochs the next ``fit`` call runs, from the current one: all the epochs
-        left with the same unfrozen blocks and mixing. One call per epoch with EMA (``fit``
-        moves the weights to their average when it ends, and each epoch must be judged on
-        them) and on leafnet's own steps."""
+        left with the same unfrozen blocks and mixing (one, see :meth:`_by_hand`)."""
         p, k = phase.cfg, state.phase_epochs
-        if self.steps is not None or p.use_ema:
+        if self._by_hand(phase):
             return 1
         end = k + 1
         while (end < p.epochs and self._stage_blocks(phase, end) == self._stage_blocks(phase, k)
@@ -505,7 +509,7 @@ class Trainer:
         """Train the phase to its end, in as few ``fit`` calls as the recipe allows (see
         :meth:`_segment`): within a call, a callback reseeds before each epoch and does the
         bookkeeping after it, so an epoch computes the same wherever a call starts."""
-        cfg, p = self.cfg, phase.cfg
+        cfg = self.cfg
         bs = cfg.data.batch_size
         while not state.phase_done:
             stage = self._stage_blocks(phase, state.phase_epochs)
@@ -520,13 +524,12 @@ class Trainer:
             k = self._segment(phase, state)
             n0, k0 = state.epochs, state.phase_epochs
             train_ds = _concatenate([self._train_dataset(phase, k0 + i, n0 + i) for i in range(k)])
-            if self.steps is None and not p.use_ema:
+            if not self._by_hand(phase):
                 fit_model.fit(train_ds, initial_epoch=n0, epochs=n0 + k, steps_per_epoch=steps if k > 1 else None,
                               verbose=0, shuffle=False, class_weight=self.class_weight, validation_data=val_ds,
                               callbacks=_callbacks(self, phase, state, steps, cfg.run.verbose, epochs=True))
                 continue
-            # One epoch, called by hand: EMA (validate after fit, on the averaged weights) or
-            # leafnet's steps (multi-worker).
+            # One epoch by hand: validated after fit (EMA: on the averaged weights), or on leafnet's steps.
             callbacks = _callbacks(self, phase, state, steps, cfg.run.verbose, epochs=False)
             self._begin_epoch(phase, state)
             if self.steps is None:

@@ -124,20 +124,15 @@ def keras_worker(args) -> None:
             raise SystemExit("the onnx side only infers (--mode infer)")
         import tempfile
 
-        import onnxruntime
-
-        from leafnet.export import save_onnx
+        from leafnet.export import onnx_runner, save_onnx
 
         path = Path(tempfile.mkdtemp(prefix="leafnet-bench-onnx-")) / "model.onnx"
         save_onnx(model, args.size, path)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = os.cpu_count()
-        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        name, xn = session.get_inputs()[0].name, x.numpy()
+        session, xn = onnx_runner(path), x.numpy()     # what `leafnet predict --engine onnx` runs
 
         def run(n):
             for _ in range(n):
-                session.run(None, {name: xn})
+                session(xn)
             return n * args.batch
     elif args.mode == "train":
         def run(n):
