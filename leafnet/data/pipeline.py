@@ -25,6 +25,25 @@ from leafnet.runs import atomic_path
 AUTOTUNE = tf.data.AUTOTUNE
 
 
+def prefetched(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """``ds`` prefetched, with tf.data's autotuning model off: how every leafnet pipeline ends.
+
+    With autotuning on, each iterator runs an optimisation thread that wakes at growing
+    intervals (every 2.56 s after the first few seconds, as measured here), and freeing the
+    iterator can wait for its next wake-up, which we saw once TensorFlow's threads sleep
+    instead of spinning (:func:`leafnet.perf.configure_tensorflow`). Keras frees its
+    iterator when ``fit``, ``evaluate`` or ``predict`` returns, so a call could stall for
+    up to 2.56 s after its last step (gdb: ``RootDataset::Iterator``'s destructor joining
+    the thread of ``Model::OptimizeLoop``; README, "Performance"). Without the model,
+    ``num_parallel_calls=AUTOTUNE`` runs one call per core and ``prefetch(AUTOTUNE)`` grows
+    its buffer by itself, which is what these pipelines need: their maps are gathers from
+    a cache or file decodes, bound by the CPU.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.prefetch(AUTOTUNE).with_options(options)
+
+
 def resize_uint8(img: tf.Tensor, size: int) -> tf.Tensor:
     """Resize to ``size`` x ``size`` (antialiased bilinear) and round back to uint8."""
     out = tf.image.resize(img, (size, size), method="bilinear", antialias=True)
@@ -115,7 +134,7 @@ class ImageSet:
     def _decode_all(self, out: np.ndarray, progress: bool, label: str) -> None:
         ds = tf.data.Dataset.from_tensor_slices(self.paths)
         ds = ds.map(lambda p: load_image(p, self.size), num_parallel_calls=AUTOTUNE, deterministic=True)
-        ds = ds.batch(64).prefetch(AUTOTUNE)
+        ds = prefetched(ds.batch(64))
         bar = None
         if progress:
             import keras
@@ -194,7 +213,7 @@ class ImageSet:
             ds = ds.map(lambda i: (load_image(tf.gather(paths, i), size), tf.gather(onehot, i)),
                         num_parallel_calls=AUTOTUNE, deterministic=True)
             ds = ds.batch(batch_size).map(lambda x, y: (tf.cast(x, tf.float32), y))
-        return ds.prefetch(AUTOTUNE)
+        return prefetched(ds)
 
     def steps(self, batch_size: int) -> int:
         return -(-len(self) // batch_size)

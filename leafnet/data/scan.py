@@ -142,14 +142,14 @@ def check_decodable(paths: Sequence[str], progress: bool = False) -> dict[int, s
     """
     import tensorflow as tf
 
-    from leafnet.data.pipeline import decode_image
+    from leafnet.data.pipeline import decode_image, prefetched
 
     if not paths:
         return {}
     ds = tf.data.Dataset.from_tensor_slices((list(paths), tf.range(len(paths), dtype=tf.int64)))
     ds = ds.map(lambda p, i: (tf.shape(decode_image(tf.io.read_file(p)))[:2], i),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
-    ds = ds.ignore_errors().batch(256)
+    ds = prefetched(ds.ignore_errors().batch(256))
     ok = set()
     bar = _progress(len(paths), "checking images") if progress else None
     for shapes, idx in ds:

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from leafnet.data.pipeline import AUTOTUNE, ImageSet
+from leafnet.data.pipeline import AUTOTUNE, ImageSet, prefetched
 from leafnet.pretext.task import PretextTask, get_task
 
 # Streams of the per-copy random parameters: fixed for validation, per epoch for training.
@@ -83,7 +83,7 @@ class PretextSet:
             return task.apply(x, label, tf.gather(params, idx)), tf.one_hot(label, k, dtype=tf.float32)
 
         ds = tf.data.Dataset.zip((images, index)).map(transform, num_parallel_calls=AUTOTUNE, deterministic=True)
-        return ds.prefetch(AUTOTUNE)
+        return prefetched(ds)
 
     def steps(self, batch_size: int) -> int:
         return -(-len(self) // batch_size)

@@ -146,6 +146,8 @@ class FeatureCache:
         """Batches of ``(features, one-hot labels)`` of copy ``epoch % copies`` in ``order``."""
         import tensorflow as tf
 
+        from leafnet.data.pipeline import prefetched
+
         feats = self.features[epoch % self.copies]
         order = np.arange(feats.shape[0]) if order is None else np.asarray(order, dtype=np.int64)
         onehot = self._onehot
@@ -170,7 +172,7 @@ class FeatureCache:
                 return tf.gather(table, idx), tf.gather(onehot, idx)
 
             ds = tf.data.Dataset.from_tensor_slices(order).batch(batch_size).map(take)
-        return ds.prefetch(tf.data.AUTOTUNE)
+        return prefetched(ds)
 
 
 def caching_plan(setting: str, phase: str, from_scratch: bool, model, mixing: bool) -> tuple[bool, str]:

@@ -145,6 +145,10 @@ def build_model(cfg: Config, spec, num_classes: int):
         from leafnet.models.fused_bn import use_fused_batchnorm
 
         use_fused_batchnorm(model)   # layers with synchronized=True keep Keras' own call
+    if cfg.run.fused_swish:
+        from leafnet.models.fused_swish import use_fused_swish
+
+        use_fused_swish(model)       # CPU only; configs and files stay plain Keras
     if cfg.model.weights not in ("imagenet", "none"):
         n = load_backbone_weights(model, spec, cfg.model.weights)
         if cfg.run.verbose:

@@ -54,6 +54,7 @@ def test_rotation_follows_the_order_it_is_given(tmp_path):
     arrays = [rng.integers(0, 256, (S, S, 3), dtype=np.uint8) for _ in range(3)]
     pset = PretextSet(image_set(tmp_path, arrays), "rotation", seed=0)
     order = np.random.default_rng(1).permutation(len(pset))
+    assert pset.dataset(batch_size=5, order=order).options().autotune.enabled is False
     x, y = batches(pset.dataset(batch_size=5, order=order))
     for img, onehot, i in zip(x, y, order):
         k = int(onehot.argmax())

@@ -98,6 +98,7 @@ def test_augmented_copies_cycle_and_disk_cache_is_keyed_by_weights(leaves, tmp_p
     c = FeatureCache(model, images, copies=2, augment=True, seed=3, cache_dir=tmp_path, label="t")
     assert c.path.is_file() and c.features.shape[:2] == (2, 24)
     assert not np.allclose(c.features[0], c.features[1])          # two different augmented copies
+    assert c.dataset(8, epoch=0).options().autotune.enabled is False     # as every leafnet pipeline
     e0 = np.concatenate([f.numpy() for f, _ in c.dataset(8, epoch=0)])
     e3 = np.concatenate([f.numpy() for f, _ in c.dataset(8, epoch=3)])
     np.testing.assert_array_equal(e0, c.features[0])

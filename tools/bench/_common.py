@@ -122,7 +122,9 @@ def serve(ready: dict, run_steps: Callable[[int], int]) -> None:
     Args:
         ready: what to report once built and warmed up.
         run_steps: ``fn(n)`` runs n steps (one ``fit``/``predict`` call, as users run
-            them) and returns the number of images processed.
+            them) and returns the number of images processed, or ``(images, step_seconds)``
+            with each step's own time; the answer then also has ``step_images_per_s``,
+            from the median step: the rate without the call's set-up and tear-down.
     """
     print(json.dumps(ready), flush=True)
     for line in sys.stdin:
@@ -133,4 +135,10 @@ def serve(ready: dict, run_steps: Callable[[int], int]) -> None:
         t0 = time.perf_counter()
         images = run_steps(n)
         dt = time.perf_counter() - t0
-        print(json.dumps({"seconds": dt, "images": images, "images_per_s": images / dt}), flush=True)
+        steps = None
+        if isinstance(images, tuple):
+            images, steps = images
+        answer = {"seconds": dt, "images": images, "images_per_s": images / dt}
+        if steps:
+            answer["step_images_per_s"] = images / len(steps) / statistics.median(steps)
+        print(json.dumps(answer), flush=True)

@@ -11,9 +11,12 @@ Sub-commands:
   malloc tuned as in ``shared/BENCHMARKS.md``, ``torch.set_num_threads(cores)``), against
   leafnet's B0 classifier (``build_classifier``, 1000 classes, whole network trained, Adam)
   in float32 as Keras builds it (``keras``), as ``leafnet fit`` runs it (``leafnet``:
-  :func:`leafnet.perf.configure_cpu`, :func:`leafnet.perf.configure_tensorflow` and
-  BatchNormalization through the fused kernel, :mod:`leafnet.models.fused_bn`; ``fused-bn``
-  has the fused kernel only), under the ``mixed_bfloat16`` policy (``bf16``), and,
+  :func:`leafnet.perf.configure_cpu`, :func:`leafnet.perf.configure_tensorflow`,
+  BatchNormalization through the fused kernel, :mod:`leafnet.models.fused_bn`, swish's
+  fused gradient, :mod:`leafnet.models.fused_swish`, and the data ending in
+  :func:`leafnet.data.pipeline.prefetched`; ``fused-bn`` has the fused kernel only,
+  ``leafnet-no-swish`` and ``leafnet-autotune`` all but one), under the ``mixed_bfloat16``
+  policy (``bf16``), and,
   for inference, exported to ONNX and run by ONNX Runtime (``onnx``, what
   ``leafnet predict --engine onnx`` runs).
 * ``settings``: the Keras side only, one setting changed at a time (dtype policy, oneDNN,
@@ -36,6 +39,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -60,12 +64,17 @@ SIDES: dict[str, tuple[str, list[str], dict[str, str]]] = {
     "timm-bf16": ("timm", ["--channels-last", "--bf16"], TUNED_GLIBC | PASSIVE),
     "timm-default-malloc": ("timm", ["--channels-last"], PASSIVE),
     "keras": ("keras", [], {}),
-    "leafnet": ("keras", ["--configure-cpu", "--fused-bn"], {}),
-    "leafnet-bf16": ("keras", ["--configure-cpu", "--fused-bn", "--precision", "mixed_bfloat16"], {}),
+    "leafnet": ("keras", ["--configure-cpu", "--fused-bn", "--fused-swish", "--leafnet-data"], {}),
+    "leafnet-bf16": ("keras", ["--configure-cpu", "--fused-bn", "--fused-swish", "--leafnet-data",
+                               "--precision", "mixed_bfloat16"], {}),
+    # leafnet without one of its defaults: swish's gradient (fused_swish), tf.data's
+    # autotuning off (pipeline.prefetched).
+    "leafnet-no-swish": ("keras", ["--configure-cpu", "--fused-bn", "--leafnet-data"], {}),
+    "leafnet-autotune": ("keras", ["--configure-cpu", "--fused-bn", "--fused-swish"], {}),
     # Inference only: the same model exported by `leafnet export --format onnx`, run by ONNX Runtime.
     "onnx": ("keras", ["--engine", "onnx"], {}),
     "fused-bn": ("keras", ["--fused-bn"], {}),
-    "leafnet-inter-1": ("keras", ["--configure-cpu", "--fused-bn", "--inter", "1"], {}),
+    "leafnet-inter-1": ("keras", ["--configure-cpu", "--fused-bn", "--fused-swish", "--leafnet-data", "--inter", "1"], {}),
     "bf16": ("keras", ["--precision", "mixed_bfloat16"], {}),
     "onednn-off": ("keras", [], {"TF_ENABLE_ONEDNN_OPTS": "0"}),
     "fpmath-bf16": ("keras", [], {"ONEDNN_DEFAULT_FPMATH_MODE": "BF16"}),
@@ -82,6 +91,27 @@ SIDES: dict[str, tuple[str, list[str], dict[str, str]]] = {
 
 
 # ----------------------------------------------------------------------------- workers
+
+def step_times():
+    """A Keras callback that keeps each train or predict step's wall time (``.seconds``)."""
+    import keras
+
+    class _StepTimes(keras.callbacks.Callback):
+        def reset(self):
+            self.seconds = []
+            return self
+
+        def _begin(self, batch, logs=None):
+            self._t0 = time.perf_counter()
+
+        def _end(self, batch, logs=None):
+            self.seconds.append(time.perf_counter() - self._t0)
+
+        on_train_batch_begin = on_predict_batch_begin = _begin
+        on_train_batch_end = on_predict_batch_end = _end
+
+    return _StepTimes().reset()
+
 
 def keras_worker(args) -> None:
     if args.configure_cpu:
@@ -113,6 +143,10 @@ def keras_worker(args) -> None:
         from leafnet.models.fused_bn import use_fused_batchnorm
 
         use_fused_batchnorm(model)
+    if args.fused_swish:   # and run.fused_swish
+        from leafnet.models.fused_swish import use_fused_swish
+
+        use_fused_swish(model)
     set_trainable(model, spec, "transfer", from_scratch=True)     # the whole network trains, as in timm
     model.compile(keras.optimizers.Adam(1e-3), keras.losses.CategoricalCrossentropy())
     rng = np.random.default_rng(0)
@@ -131,19 +165,36 @@ def keras_worker(args) -> None:
         session, xn = onnx_runner(path), x.numpy()     # what `leafnet predict --engine onnx` runs
 
         def run(n):
+            seconds = []
             for _ in range(n):
+                t0 = time.perf_counter()
                 session(xn)
-            return n * args.batch
-    elif args.mode == "train":
-        def run(n):
-            model.fit(tf.data.Dataset.from_tensors((x, y)).repeat(n), epochs=1, verbose=0)
-            return n * args.batch
+                seconds.append(time.perf_counter() - t0)
+            return n * args.batch, seconds
     else:
-        def run(n):
-            model.predict(tf.data.Dataset.from_tensors(x).repeat(n), verbose=0)
-            return n * args.batch
+        def data(*tensors):      # leafnet's pipelines end in pipeline.prefetched (tf.data autotuning off)
+            ds = tf.data.Dataset.from_tensors(tensors if len(tensors) > 1 else tensors[0])
+            if args.leafnet_data:
+                from leafnet.data.pipeline import prefetched
+
+                return lambda n: prefetched(ds.repeat(n))
+            return ds.repeat
+
+        steps = step_times()
+        if args.mode == "train":
+            train_data = data(x, y)
+
+            def run(n):
+                model.fit(train_data(n), epochs=1, verbose=0, callbacks=[steps.reset()])
+                return n * args.batch, steps.seconds
+        else:
+            infer_data = data(x)
+
+            def run(n):
+                model.predict(infer_data(n), verbose=0, callbacks=[steps.reset()])
+                return n * args.batch, steps.seconds
     run(2)
-    serve({"side": "keras", "engine": args.engine, "fused_bn": args.fused_bn,
+    serve({"side": "keras", "engine": args.engine, "fused_bn": args.fused_bn, "fused_swish": args.fused_swish,
            "policy": keras.mixed_precision.global_policy().name,
            "intra": tf.config.threading.get_intra_op_parallelism_threads(),
            "inter": tf.config.threading.get_inter_op_parallelism_threads(),
@@ -175,21 +226,27 @@ def timm_worker(args) -> None:
         loss_fn = torch.nn.CrossEntropyLoss()
 
         def run(n):
+            seconds = []
             for _ in range(n):
+                t0 = time.perf_counter()
                 opt.zero_grad(set_to_none=True)
                 with autocast():
                     loss = loss_fn(model(x), y)
                 loss.backward()
                 opt.step()
-            return n * args.batch
+                seconds.append(time.perf_counter() - t0)
+            return n * args.batch, seconds
     else:
         model.eval()
 
         def run(n):
+            seconds = []
             with torch.inference_mode(), autocast():
                 for _ in range(n):
+                    t0 = time.perf_counter()
                     model(x)
-            return n * args.batch
+                    seconds.append(time.perf_counter() - t0)
+            return n * args.batch, seconds
     run(2)
     serve({"side": "timm", "torch": torch.__version__, "timm": timm.__version__, "threads": torch.get_num_threads(),
            "malloc": {k: os.environ.get(k) for k in TUNED_GLIBC}}, run)
@@ -251,15 +308,27 @@ def main(argv=None) -> int:
               f"{steps} steps per measurement, {args.rounds} rounds; {machine_line()}")
         for n, w in workers.items():
             print(f"- {n}: {w.info}")
-        rates = alternate({n: (lambda r, w=w: w.run(steps)["images_per_s"]) for n, w in workers.items()},
-                          args.rounds)
+        answers: dict[str, list[dict]] = {n: [] for n in workers}
+
+        def measure(n, w):
+            answers[n].append(w.run(steps))
+            return answers[n][-1]["images_per_s"]
+
+        rates = alternate({n: (lambda r, n=n, w=w: measure(n, w)) for n, w in workers.items()}, args.rounds)
     finally:
         for w in workers.values():
             w.close()
     print()
+    print(f"Whole calls ({steps} steps in one fit/predict call, or a loop for timm), as users run them:")
+    print()
     print(table(rates, names[0]))
     print()
     print("rounds: " + "; ".join(f"{k} {', '.join(f'{v:.1f}' for v in vals)}" for k, vals in rates.items()))
+    step_rates = {n: [a["step_images_per_s"] for a in answers[n]] for n in names}
+    print()
+    print("Median step of each call (without the call's set-up and tear-down):")
+    print()
+    print(table(step_rates, names[0]))
     return 0
 
 
@@ -278,6 +347,8 @@ def worker_main(argv) -> None:
     p.add_argument("--bf16", action="store_true")
     p.add_argument("--engine", choices=("keras", "onnx"), default="keras")
     p.add_argument("--fused-bn", action="store_true")
+    p.add_argument("--fused-swish", action="store_true")
+    p.add_argument("--leafnet-data", action="store_true")
     args = p.parse_args(argv)
     (keras_worker if args.worker == "keras" else timm_worker)(args)
 
