@@ -33,7 +33,7 @@ def prefetched(ds: tf.data.Dataset) -> tf.data.Dataset:
     iterator can wait for its next wake-up, which we saw once TensorFlow's threads sleep
     instead of spinning (:func:`leafnet.perf.configure_tensorflow`). Keras frees its
     iterator when ``fit``, ``evaluate`` or ``predict`` returns, so a call could stall for
-    up to 2.56 s after its last step (gdb: ``RootDataset::Iterator``'s destructor joining
+    seconds after its last step (gdb: ``RootDataset::Iterator``'s destructor joining
     the thread of ``Model::OptimizeLoop``; README, "Performance"). Without the model,
     ``num_parallel_calls=AUTOTUNE`` runs one call per core and ``prefetch(AUTOTUNE)`` grows
     its buffer by itself, which is what these pipelines need: their maps are gathers from

@@ -280,7 +280,7 @@ def main(argv=None) -> int:
         for k, (kind, a, env) in SIDES.items():
             print(f"{k:22} {kind:6} {' '.join(a):45} {' '.join(f'{e}={v}' for e, v in env.items())}")
         return 0
-    default = "timm,keras,bf16" if args.command == "timm" else "keras,tcmalloc,jemalloc"
+    default = "timm,keras,leafnet" if args.command == "timm" else "keras,tcmalloc,jemalloc"
     names = (args.sides or default).split(",")
     unknown = [n for n in names if n not in SIDES]
     if unknown:
