@@ -22,7 +22,7 @@ import functools
 
 
 @functools.cache
-def _kernels():
+def _swish():
     import tensorflow as tf
 
     @tf.function(jit_compile=True, reduce_retracing=True)
@@ -41,7 +41,7 @@ def silu(x):
     """``x * sigmoid(x)`` with the fused gradient; serialised by Keras as ``"silu"``."""
     import tensorflow as tf
 
-    return _kernels()(tf.convert_to_tensor(x))
+    return _swish()(tf.convert_to_tensor(x))
 
 
 @functools.cache

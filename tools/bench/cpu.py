@@ -74,7 +74,8 @@ SIDES: dict[str, tuple[str, list[str], dict[str, str]]] = {
     # Inference only: the same model exported by `leafnet export --format onnx`, run by ONNX Runtime.
     "onnx": ("keras", ["--engine", "onnx"], {}),
     "fused-bn": ("keras", ["--fused-bn"], {}),
-    "leafnet-inter-1": ("keras", ["--configure-cpu", "--fused-bn", "--fused-swish", "--leafnet-data", "--inter", "1"], {}),
+    "leafnet-inter-1": ("keras", ["--configure-cpu", "--fused-bn", "--fused-swish", "--leafnet-data",
+                                  "--inter", "1"], {}),
     "bf16": ("keras", ["--precision", "mixed_bfloat16"], {}),
     "onednn-off": ("keras", [], {"TF_ENABLE_ONEDNN_OPTS": "0"}),
     "fpmath-bf16": ("keras", [], {"ONEDNN_DEFAULT_FPMATH_MODE": "BF16"}),
@@ -91,6 +92,16 @@ SIDES: dict[str, tuple[str, list[str], dict[str, str]]] = {
 
 
 # ----------------------------------------------------------------------------- workers
+
+def timed(n: int, step) -> list[float]:
+    """Call ``step()`` ``n`` times; the wall time of each call."""
+    seconds = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        step()
+        seconds.append(time.perf_counter() - t0)
+    return seconds
+
 
 def step_times():
     """A Keras callback that keeps each train or predict step's wall time (``.seconds``)."""
@@ -165,33 +176,22 @@ def keras_worker(args) -> None:
         session, xn = onnx_runner(path), x.numpy()     # what `leafnet predict --engine onnx` runs
 
         def run(n):
-            seconds = []
-            for _ in range(n):
-                t0 = time.perf_counter()
-                session(xn)
-                seconds.append(time.perf_counter() - t0)
-            return n * args.batch, seconds
+            return n * args.batch, timed(n, lambda: session(xn))
     else:
-        def data(*tensors):      # leafnet's pipelines end in pipeline.prefetched (tf.data autotuning off)
-            ds = tf.data.Dataset.from_tensors(tensors if len(tensors) > 1 else tensors[0])
-            if args.leafnet_data:
-                from leafnet.data.pipeline import prefetched
+        from leafnet.data.pipeline import prefetched
 
-                return lambda n: prefetched(ds.repeat(n))
-            return ds.repeat
+        def batches(tensors, n):     # leafnet's pipelines end in pipeline.prefetched (tf.data autotuning off)
+            ds = tf.data.Dataset.from_tensors(tensors).repeat(n)
+            return prefetched(ds) if args.leafnet_data else ds
 
         steps = step_times()
         if args.mode == "train":
-            train_data = data(x, y)
-
             def run(n):
-                model.fit(train_data(n), epochs=1, verbose=0, callbacks=[steps.reset()])
+                model.fit(batches((x, y), n), epochs=1, verbose=0, callbacks=[steps.reset()])
                 return n * args.batch, steps.seconds
         else:
-            infer_data = data(x)
-
             def run(n):
-                model.predict(infer_data(n), verbose=0, callbacks=[steps.reset()])
+                model.predict(batches(x, n), verbose=0, callbacks=[steps.reset()])
                 return n * args.batch, steps.seconds
     run(2)
     serve({"side": "keras", "engine": args.engine, "fused_bn": args.fused_bn, "fused_swish": args.fused_swish,
@@ -225,28 +225,21 @@ def timm_worker(args) -> None:
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         loss_fn = torch.nn.CrossEntropyLoss()
 
+        def step():
+            opt.zero_grad(set_to_none=True)
+            with autocast():
+                loss = loss_fn(model(x), y)
+            loss.backward()
+            opt.step()
+
         def run(n):
-            seconds = []
-            for _ in range(n):
-                t0 = time.perf_counter()
-                opt.zero_grad(set_to_none=True)
-                with autocast():
-                    loss = loss_fn(model(x), y)
-                loss.backward()
-                opt.step()
-                seconds.append(time.perf_counter() - t0)
-            return n * args.batch, seconds
+            return n * args.batch, timed(n, step)
     else:
         model.eval()
 
         def run(n):
-            seconds = []
             with torch.inference_mode(), autocast():
-                for _ in range(n):
-                    t0 = time.perf_counter()
-                    model(x)
-                    seconds.append(time.perf_counter() - t0)
-            return n * args.batch, seconds
+                return n * args.batch, timed(n, lambda: model(x))
     run(2)
     serve({"side": "timm", "torch": torch.__version__, "timm": timm.__version__, "threads": torch.get_num_threads(),
            "malloc": {k: os.environ.get(k) for k in TUNED_GLIBC}}, run)
