@@ -299,25 +299,6 @@ COMMANDS = {"fit": cmd_fit, "config": cmd_config, "backbones": cmd_backbones, "d
             "lr-find": cmd_lr_find, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export}
 
 
-def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow with C-level stderr muted: its start-up log lines (oneDNN, CUDA
-    probing) are printed before any log level applies and mean nothing to a user."""
-    if "tensorflow" in sys.modules:
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import tensorflow as tf
-
-            tf.config.list_physical_devices()  # device probing logs too (cuInit on machines without a GPU)
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``leafnet`` console script."""
     try:
@@ -326,7 +307,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             build_parser().print_help()
             return EXIT_USER_ERROR
         if args.command != "config":
-            _import_tensorflow_quietly()
+            from leafnet.console import import_tensorflow_quietly
+
+            import_tensorflow_quietly()
             from leafnet.perf import configure_tensorflow
 
             configure_tensorflow()   # before TensorFlow's first op

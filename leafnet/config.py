@@ -92,8 +92,9 @@ class ModelConfig:
     """The backbone and the classifier head."""
 
     backbone: str = setting("efficientnet-b0", "backbone name or alias (leafnet backbones lists them)")
-    weights: str = setting("imagenet", "imagenet (downloaded once by Keras), none (random init), or a path to a "
-                           ".keras / .weights.h5 file or a leafnet run folder")
+    weights: Optional[str] = setting(None, "imagenet (downloaded once by Keras), none (random init), a path to a "
+                                     ".keras / .weights.h5 file or a leafnet run folder, or hub:PRESET "
+                                     "(null: the backbone's ImageNet weights where it has them, else none)")
     pooling: str = setting("avg", "global pooling of the backbone's feature map (max suits objects on varied backgrounds)",
                            choices=("avg", "max"))
     dense_units: int = setting(0, "units of the optional dense layer in the head (0: none)", ge=0, le=65536)
@@ -153,7 +154,9 @@ class PhaseConfig:
                            choices=("val_loss", "val_accuracy"))
     early_stopping: int = setting(5, "stop the phase after this many epochs without improvement (0: never), "
                                   "then restore the phase's best weights", ge=0)
-    reduce_lr_patience: int = setting(0, "divide the lr by reduce_lr_factor after this many epochs without improvement (0: off)", ge=0)
+    reduce_lr_patience: Optional[int] = setting(None, "divide the lr by reduce_lr_factor after this many epochs without "
+                                                "improvement (0: off; null: 2 in the fine-tune phase when its schedule "
+                                                "is constant, else off)", ge=0)
     reduce_lr_factor: float = setting(0.2, "factor applied by the plateau schedule", gt=0.0, lt=1.0)
     min_lr: float = setting(1e-7, "lower bound for the plateau schedule", ge=0.0)
     blocks: Union[int, str] = setting(1, "fine-tune phase only: unfreeze the last N backbone blocks (0: no fine-tune phase, all: every block)")
@@ -169,7 +172,11 @@ def _transfer_default() -> PhaseConfig:
 
 
 def _finetune_default() -> PhaseConfig:
-    return PhaseConfig(epochs=10, lr=1e-4, reduce_lr_patience=2)
+    return PhaseConfig(epochs=10, lr=1e-4)
+
+
+# What ``reduce_lr_patience: null`` means in the fine-tune phase with a constant schedule.
+FINETUNE_PLATEAU_PATIENCE = 2
 
 
 @dataclass
@@ -445,7 +452,7 @@ def validate(cfg: Config) -> None:
             raise ConfigError("transfer.unfreeze_every and transfer.lr_decay are fine-tune settings; set them under finetune")
     if not cfg.model.backbone:
         raise ConfigError("model.backbone must be a backbone name; received an empty string")
-    if not cfg.model.weights:
+    if cfg.model.weights == "":
         raise ConfigError("model.weights must be imagenet, none or a path; received an empty string")
     if cfg.model.feature_layer == "":
         raise ConfigError("model.feature_layer must be a layer name or null; received an empty string")
@@ -469,6 +476,29 @@ def mlp_units(value: int | str) -> list[int]:
         raise ConfigError(f"model.mlp_units must be comma-separated integers in 1..65536 (e.g. 4096,4096) or 0; "
                           f"received {value!r}")
     return units
+
+
+def resolve_defaults(cfg: Config, *, has_imagenet: bool) -> list[str]:
+    """Fill the keys whose default depends on other choices (left null); return what was
+    chosen for the user, one sentence each, for the console.
+
+    A default yields to what the user set: a schedule other than constant turns the
+    fine-tune plateau off; a backbone without ImageNet weights starts from random ones.
+    """
+    notes = []
+    if cfg.model.weights is None:
+        cfg.model.weights = "imagenet" if has_imagenet else "none"
+        if not has_imagenet:
+            notes.append(f"{cfg.model.backbone} has no pretrained weights: training from scratch (--weights none)")
+    for name in ("transfer", "finetune"):
+        p: PhaseConfig = getattr(cfg, name)
+        if p.reduce_lr_patience is None:
+            plateau = name == "finetune" and p.schedule == "constant"
+            p.reduce_lr_patience = FINETUNE_PLATEAU_PATIENCE if plateau else 0
+            if name == "finetune" and not plateau:
+                notes.append(f"finetune.schedule={p.schedule} sets the learning rate, so the plateau reduction "
+                             "(finetune.reduce_lr_patience) is off")
+    return notes
 
 
 def has_data_source(cfg: Config) -> bool:

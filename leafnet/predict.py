@@ -184,9 +184,9 @@ def predict(model_or_run: Any, paths: Sequence[str | os.PathLike], top_k: int = 
         progress = len(files) > PROGRESS_OVER
     bar = None
     if progress:
-        import keras
+        from leafnet.console import progress_bar
 
-        bar = keras.utils.Progbar(len(files), unit_name="image")
+        bar = progress_bar(len(files), unit_name="image")
     results: list[dict] = []
     for start in range(0, len(files), CHUNK):
         chunk = files[start:start + CHUNK]

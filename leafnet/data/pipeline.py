@@ -137,10 +137,10 @@ class ImageSet:
         ds = prefetched(ds.batch(64))
         bar = None
         if progress:
-            import keras
+            from leafnet.console import progress_bar
 
             print(f"decoding {len(self)} {label} images at {self.size}x{self.size}")
-            bar = keras.utils.Progbar(len(self), unit_name="image")
+            bar = progress_bar(len(self), unit_name="image")
         i = 0
         for batch in ds:
             batch = batch.numpy()

@@ -170,10 +170,10 @@ def check_decodable(paths: Sequence[str], progress: bool = False) -> dict[int, s
 
 
 def _progress(total: int, label: str):
-    import keras
+    from leafnet.console import progress_bar
 
     print(f"{label}: {total} files")
-    return keras.utils.Progbar(total, unit_name="file")
+    return progress_bar(total, unit_name="file")
 
 
 def list_class_folders(root: Path, skipped: list[dict]) -> list[str]:

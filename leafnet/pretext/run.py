@@ -115,6 +115,8 @@ def pretext(config: Config | dict | str | os.PathLike | None = None, task: str |
         raise DataError("no data given: use --data DIR (any folder of images; labels are ignored), "
                         "--train DIR --val DIR, or --demo")
     notes = task.adapt_config(cfg)
+    if cfg.model.weights is None:
+        cfg.model.weights = "none"   # a pretext task pre-trains from scratch unless told otherwise
     cfg, spec, size = resolve_config(cfg)
     verbose = cfg.run.verbose
 

@@ -25,6 +25,7 @@ import hashlib
 from pathlib import Path
 import numpy as np
 
+from leafnet.console import progress_bar
 from leafnet.runs import atomic_path
 
 MEMORY_LIMIT = 2 * 1024 ** 3   # features above this many bytes go to a disk memmap
@@ -125,7 +126,7 @@ class FeatureCache:
                 x = aug(x, training=True)
             return backbone(x, training=False)
 
-        bar = keras.utils.Progbar(out.shape[0] * out.shape[1], unit_name="image") if progress else None
+        bar = progress_bar(out.shape[0] * out.shape[1], unit_name="image") if progress else None
         if progress:
             print(f"computing backbone features of {len(self.images)} {label} images"
                   + (f" ({self.copies} augmented copies)" if augment else "") + " (feature cache)")

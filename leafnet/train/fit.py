@@ -30,16 +30,21 @@ def _abspath(p: str | None) -> str | None:
 
 
 def resolve_config(cfg: Config) -> tuple[Config, Any, int]:
-    """Fill what the defaults leave open: canonical backbone name, image size, absolute paths.
+    """Fill what the defaults leave open: canonical backbone name, image size, absolute paths,
+    the defaults that depend on other choices (said on the console unless quiet).
 
     Returns:
         ``(resolved config, backbone spec, image size)``.
     """
+    from leafnet.config import resolve_defaults
     from leafnet.models.classifier import backbone_spec
 
     cfg = copy.deepcopy(cfg)
     spec = backbone_spec(cfg.model)  # the registry's entry, a keras-hub preset's, cut at model.feature_layer
     cfg.model.backbone = spec.name
+    for note in resolve_defaults(cfg, has_imagenet=spec.imagenet):
+        if cfg.run.verbose:
+            print(f"note: {note}")
     from leafnet.models.classifier import resolve_finetune_blocks
 
     resolve_finetune_blocks(spec, cfg.finetune.blocks)  # refuse N > blocks before any work

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from leafnet.console import progress_bar
 from leafnet.errors import LeafnetError
 from leafnet.runs import atomic_path, write_csv
 
@@ -112,7 +113,7 @@ def lr_find(config: Any = None, phase: str = "transfer", start_lr: float = 1e-7,
     lrs, losses = [], []
     best = math.inf
     epoch = 0
-    bar = keras.utils.Progbar(steps, unit_name="step") if cfg.run.verbose else None
+    bar = progress_bar(steps, unit_name="step") if cfg.run.verbose else None
     while len(lrs) < steps:
         for x, y in train.dataset(cfg.data.batch_size, epoch_order(len(train), cfg.run.seed, epoch)):
             lr = start_lr * factor ** len(lrs)

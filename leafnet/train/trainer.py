@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from leafnet.config import Config, PhaseConfig
+from leafnet.console import interactive, progress_bar
 from leafnet.errors import LeafnetError, TrainingDiverged
 from leafnet.runs import RunDir, atomic_path, io_guard, read_csv, save_keras, write_csv, write_json
 
@@ -194,12 +195,17 @@ def _callbacks(trainer: "Trainer", phase: "Phase", state: "TrainState", steps: i
 
     class Progress(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
-            self.bar = keras.utils.Progbar(steps, stateful_metrics=["loss", "accuracy"])
+            self.bar = progress_bar(steps, stateful_metrics=["loss", "accuracy"])
 
         def on_train_batch_end(self, batch, logs=None):
             self.bar.update(batch + 1, [(k, float(v)) for k, v in (logs or {}).items() if k in ("loss", "accuracy")])
 
-    return ([Epochs()] if epochs else []) + [NaNGuard()] + ([Progress()] if verbose == 1 else [])
+    return ([Epochs()] if epochs else []) + [NaNGuard()] + ([Progress()] if _bars(verbose) else [])
+
+
+def _bars(verbose: int) -> bool:
+    """Progress bars within epochs: ``verbose`` 1 on a terminal; else one line per epoch."""
+    return verbose == 1 and interactive()
 
 
 def _concatenate(datasets: list):
@@ -550,8 +556,8 @@ class Trainer:
 
         n = state.epochs
         label = f"epoch {n + 1} ({phase.name} {state.phase_epochs + 1}/{phase.cfg.epochs})"
-        if self.cfg.run.verbose:
-            print(label, flush=True)
+        if _bars(self.cfg.run.verbose):
+            print(label, flush=True)   # the bar's heading; in a log the epoch's one line names it
         reseed(self.model, self.cfg.run.seed, n)
         lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         self._epoch = {"label": label, "lr": lr, "t0": time.perf_counter()}
@@ -664,6 +670,6 @@ class Trainer:
 
     def _log_epoch(self, row: dict, verbose: int) -> None:
         if verbose:
-            print(f"  loss {row['loss']:.4f}  accuracy {row['accuracy']:.4f}  val_loss {row['val_loss']:.4f}  "
-                  f"val_accuracy {row['val_accuracy']:.4f}  lr {row['lr']:.3g}  {row['epoch_seconds']:.1f}s",
-                  flush=True)
+            line = (f"loss {row['loss']:.4f}  accuracy {row['accuracy']:.4f}  val_loss {row['val_loss']:.4f}  "
+                    f"val_accuracy {row['val_accuracy']:.4f}  lr {row['lr']:.3g}  {row['epoch_seconds']:.1f}s")
+            print(f"  {line}" if _bars(verbose) else f"{self._epoch['label']}  {line}", flush=True)
