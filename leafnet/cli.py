@@ -64,6 +64,8 @@ TRAIN_FLAGS = {
     "--data": ("data.data", str, "folder with one sub-folder per class (split into train/val)"),
     "--train": ("data.train", str, "training folder of class sub-folders (with --val)"),
     "--val": ("data.val", str, "validation folder of class sub-folders (with --train)"),
+    "--test": ("data.test", str, "held-out folder of class sub-folders: never used for training or model selection, "
+               "evaluated once at the end"),
     "--val-split": ("data.val_split", float, "fraction of each class held out for validation (default 1/6)"),
     "--image-size": ("data.image_size", int, "square input size (default: the backbone's)"),
     "--batch-size": ("data.batch_size", int, "batch size"),
@@ -155,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run folder")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--data", help="a labelled folder with the run's class folders")
-    g.add_argument("--subset", default="val", choices=("train", "val"))
+    g.add_argument("--subset", default="val", choices=("train", "val", "test"))
     p.add_argument("--tta", action="store_true", help="average over the image and its horizontal/vertical flips")
     p.add_argument("--top-k", type=int, default=5)
 

@@ -50,6 +50,8 @@ class DataConfig:
     data: Optional[str] = setting(None, "folder with one sub-folder per class (split into train/val)")
     train: Optional[str] = setting(None, "folder of class sub-folders used for training only (with `val`)")
     val: Optional[str] = setting(None, "folder of class sub-folders used for validation only (with `train`)")
+    test: Optional[str] = setting(None, "folder of class sub-folders held out for testing: never used for training or "
+                                  "model selection, evaluated once at the end (metrics.json's test block)")
     demo: bool = setting(False, "train on the embedded synthetic leaves (generated on first use)")
     val_split: float = setting(1 / 6, "fraction of each class held out for validation (5:1 by default)", gt=0.0, lt=1.0)
     image_size: Optional[int] = setting(None, "square input size in pixels (null: the backbone's default)", ge=16, le=2048)
@@ -427,7 +429,9 @@ def validate(cfg: Config) -> None:
     if bool(d.train) != bool(d.val):
         raise ConfigError("data.train and data.val go together; received only "
                           + ("data.train" if d.train else "data.val"))
-    for key in ("data", "train", "val"):
+    if d.test and not (d.data or d.train or d.demo):
+        raise ConfigError("data.test is a held-out folder beside data.data or data.train/data.val; received it alone")
+    for key in ("data", "train", "val", "test"):
         if getattr(d, key) == "":
             raise ConfigError(f"data.{key} must be a folder path; received an empty string")
     blocks = cfg.finetune.blocks

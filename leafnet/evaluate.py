@@ -98,7 +98,7 @@ def compute_metrics(y: np.ndarray, probs: np.ndarray, classes: Sequence[str], to
         "images": int(n),
         "accuracy": float((pred == y).mean()) if n else float("nan"),
         "mean_class_accuracy": float(np.mean(recalls)) if recalls else float("nan"),
-        "top_k": k, f"top_{k}_accuracy": topk_acc,
+        "top_k": k, "top_k_accuracy": topk_acc,
         "loss": float(losses.mean()) if n else float("nan"),
         "per_class": per_class,
         "classes": list(classes),
@@ -140,14 +140,16 @@ def _subset_files(run: RunDir, subset: str, data, classes: list[str]) -> tuple[s
         scan = scan_folder(data, classes=classes)
         name = safe_filename(Path(data).resolve().name or "data")  # becomes eval/<name>.json
         return name, scan.files, np.asarray(scan.labels, dtype=np.int64)
-    if subset not in ("train", "val"):
-        raise LeafnetError(f"subset must be 'train' or 'val' (or give a labelled folder with --data); received {subset!r}")
+    if subset not in ("train", "val", "test"):
+        raise LeafnetError("subset must be 'train', 'val' or 'test' (or give a labelled folder with --data); "
+                           f"received {subset!r}")
     from leafnet.data.prepare import read_split
 
     split = read_split(run)
-    paths, labels, _ = split.subset(val=subset == "val")
+    paths, labels, _ = split.rows(subset)
     if not paths:
-        raise DataError(f"the {subset} subset of {run.root} is empty")
+        hint = " (train with --test DIR, or a data folder laid out as train/ val/ test/)" if subset == "test" else ""
+        raise DataError(f"the {subset} subset of {run.root} is empty{hint}")
     return subset, paths, np.asarray(labels, dtype=np.int64)
 
 
@@ -220,7 +222,7 @@ def format_report(report: dict) -> str:
     k = report["top_k"]
     lines = [f"{report['subset']}: {report['images']} images{' (TTA)' if report['tta'] else ''}",
              f"accuracy {report['accuracy']:.4f}   mean per-class accuracy {report['mean_class_accuracy']:.4f}   "
-             f"top-{k} accuracy {report[f'top_{k}_accuracy']:.4f}   loss {report['loss']:.4f}", ""]
+             f"top-{k} accuracy {report['top_k_accuracy']:.4f}   loss {report['loss']:.4f}", ""]
     width = max([5] + [len(c) for c in report["classes"]])
     lines.append(f"{'class':{width}}  precision  recall     f1  support")
     for c, m in report["per_class"].items():

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import re
+import shlex
 import tempfile
 import time
 from pathlib import Path
@@ -185,6 +186,25 @@ class RunDir:
             raise LeafnetError(f"{self.root} is not a leafnet run folder (cannot read classes.json: {e})") from None
 
 
+def _number(text: str) -> Any:
+    if text == "":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it, as a user typed it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def default_run_dir(backbone: str, base: str | os.PathLike = "runs") -> Path:
     """``runs/<date>-<time>-<backbone>``, made unique with a counter if needed."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -240,8 +260,31 @@ class Run:
         return self.dir.read_classes()
 
     @property
-    def history(self) -> list[dict[str, str]]:
-        return read_csv(self.dir.history) if self.dir.history.exists() else []
+    def history(self) -> list[dict[str, Any]]:
+        """``history.csv`` as rows of numbers (the phase name stays a string; empty is None)."""
+        rows = read_csv(self.dir.history) if self.dir.history.exists() else []
+        return [{k: _number(v) for k, v in row.items()} for row in rows]
+
+    def summary(self) -> str:
+        """The finished run in a few lines: its key metrics and the commands that come next."""
+        m = self.metrics
+        if not m:
+            return f"run {self.root} is not complete: rerun the same command to resume it"
+        where = shlex.quote(_shown(self.root))
+        lines = [f"{m.get('backbone')} at {m.get('image_size')} px, {m.get('epochs')} epochs, "
+                 f"{m.get('train_images')} train / {m.get('val_images')} val images"]
+        lines.append(f"  val accuracy {m['val_accuracy']:.2%}   mean per-class accuracy "
+                     f"{m['mean_class_accuracy']:.2%}   val loss {m['val_loss']:.4f}")
+        test = m.get("test")
+        if test:
+            lines.append(f"  test accuracy {test['accuracy']:.2%}   mean per-class accuracy "
+                         f"{test['mean_class_accuracy']:.2%}   ({test['images']} held-out images)")
+        lines += [f"run folder: {where}", "next:",
+                  f"  leafnet evaluate {where}                     # confusion matrices, top losses",
+                  f"  leafnet report {where}                       # one HTML page: curves, metrics, explanations",
+                  f"  leafnet predict {where} IMAGES... --out preds.csv",
+                  f"  leafnet export {where} --format savedmodel   # or keras, tflite, onnx, submission"]
+        return "\n".join(lines)
 
     def load_model(self, which: str = "model"):
         """Load ``model.keras`` (or ``best.keras`` with ``which="best"``) in Keras safe mode."""

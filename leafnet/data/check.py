@@ -17,7 +17,15 @@ def check_folder(folder: str, val_split: float | None = None, seed: int | None =
         0 when the folder can be trained on, 1 when it cannot (empty class, one class).
     """
     from leafnet.config import DataConfig, RunConfig
+    from leafnet.data.layout import describe_layout, split_layout
 
+    layout = split_layout(folder)
+    if layout:
+        print(f"note: {describe_layout(folder, layout)}; checking each")
+        codes = [check_folder(path, val_split=val_split, seed=seed,
+                              json_out=f"{json_out}.{role}.json" if json_out else None)
+                 for role, path in layout.items()]
+        return max(codes)
     scan = scan_folder(folder, progress=True, strict=False)
     counts = scan.counts()
     width = max([len(c) for c in counts] + [5])

@@ -25,7 +25,8 @@ SPLIT_HEADER = ["path", "class", "subset", "sha1"]
 
 @dataclass
 class SplitData:
-    """The files of a run: class names in label order and one row per file."""
+    """The files of a run: class names in label order and one row per file, each in the
+    train, val or (held out, never trained or selected on) test subset."""
 
     classes: list[str]
     paths: list[str]
@@ -33,14 +34,35 @@ class SplitData:
     is_val: np.ndarray
     hashes: list[str]
     skipped: list[dict]
+    is_test: np.ndarray | None = None   # None: no test subset
 
-    def subset(self, val: bool) -> tuple[list[str], np.ndarray, list[str]]:
-        idx = np.flatnonzero(self.is_val == val)
+    def names(self) -> np.ndarray:
+        """The subset of each file: "train", "val" or "test"."""
+        names = np.where(np.asarray(self.is_val, dtype=bool), "val", "train").astype(object)
+        if self.is_test is not None:
+            names[np.asarray(self.is_test, dtype=bool)] = "test"
+        return names
+
+    def rows(self, name: str) -> tuple[list[str], np.ndarray, list[str]]:
+        """Paths, labels and hashes of the subset ``name`` (train, val or test)."""
+        idx = np.flatnonzero(self.names() == name)
         return [self.paths[i] for i in idx], self.labels[idx], [self.hashes[i] for i in idx]
 
-    def counts(self, val: bool) -> dict[str, int]:
-        _, labels, _ = self.subset(val)
+    def subset(self, val: bool) -> tuple[list[str], np.ndarray, list[str]]:
+        return self.rows("val" if val else "train")
+
+    def counts(self, name: str) -> dict[str, int]:
+        _, labels, _ = self.rows(name)
         return {c: int((labels == i).sum()) for i, c in enumerate(self.classes)}
+
+    def with_test(self, test: Scan) -> "SplitData":
+        """This split plus the held-out images of ``test`` (scanned with this split's classes)."""
+        n = len(self.paths)
+        return SplitData(self.classes, self.paths + test.files, np.concatenate([self.labels, test.labels]).astype(np.int64),
+                         np.concatenate([self.is_val, np.zeros(len(test.files), bool)]), self.hashes + test.hashes,
+                         self.skipped + test.skipped,
+                         np.concatenate([np.zeros(n, bool) if self.is_test is None else self.is_test,
+                                         np.ones(len(test.files), bool)]))
 
 
 def data_folder(cfg: DataConfig) -> str | None:
@@ -53,37 +75,44 @@ def data_folder(cfg: DataConfig) -> str | None:
 
 
 def scan_and_split(cfg: DataConfig, seed: int, progress: bool = True) -> SplitData:
-    """Scan the configured folder(s) and split them (see :func:`stratified_split`)."""
+    """Scan the configured folder(s) and split them (see :func:`stratified_split`); a
+    ``test`` folder becomes the held-out subset."""
     folder = data_folder(cfg)
     if folder:
         scan = scan_folder(folder, progress=progress)
         is_val = stratified_split(scan.labels, scan.hashes, cfg.val_split, seed)
-        return SplitData(scan.classes, scan.files, np.asarray(scan.labels), is_val, scan.hashes, scan.skipped)
-    if not cfg.train:
+        split = SplitData(scan.classes, scan.files, np.asarray(scan.labels), is_val, scan.hashes, scan.skipped)
+    elif cfg.train:
+        train: Scan = scan_folder(cfg.train, progress=progress)
+        val: Scan = scan_folder(cfg.val, classes=train.classes, progress=progress)
+        split = SplitData(train.classes, train.files + val.files, np.asarray(train.labels + val.labels),
+                          np.array([False] * len(train.files) + [True] * len(val.files)),
+                          train.hashes + val.hashes, train.skipped + val.skipped)
+    else:
         raise DataError("no data given: use --data DIR (one sub-folder per class), --train DIR --val DIR, or --demo")
-    train: Scan = scan_folder(cfg.train, progress=progress)
-    val: Scan = scan_folder(cfg.val, classes=train.classes, progress=progress)
-    return SplitData(train.classes, train.files + val.files, np.asarray(train.labels + val.labels),
-                     np.array([False] * len(train.files) + [True] * len(val.files)),
-                     train.hashes + val.hashes, train.skipped + val.skipped)
+    if cfg.test:
+        split = split.with_test(scan_folder(cfg.test, classes=split.classes, progress=progress))
+    return split
 
 
 def leaked_duplicates(split: SplitData) -> int:
     """Images whose byte-identical copy sits on the other side of the split."""
-    train = {h for h, v in zip(split.hashes, split.is_val) if not v}
-    return sum(1 for h, v in zip(split.hashes, split.is_val) if v and h in train)
+    names = split.names()
+    train = {h for h, name in zip(split.hashes, names) if name == "train"}
+    return sum(1 for h, name in zip(split.hashes, names) if name != "train" and h in train)
 
 
 def write_split(run: RunDir, split: SplitData) -> None:
     write_json(run.classes, split.classes)
-    rows = [(p, split.classes[l], "val" if v else "train", h)
-            for p, l, v, h in zip(split.paths, split.labels, split.is_val, split.hashes)]
+    rows = [(p, split.classes[l], name, h)
+            for p, l, name, h in zip(split.paths, split.labels, split.names(), split.hashes)]
     write_csv(run.split, SPLIT_HEADER, rows)
+    subsets = ("train", "val", "test") if split.is_test is not None else ("train", "val")
+    counts = {name: split.counts(name) for name in subsets}
     report = {"found": len(split.paths) + len(split.skipped), "used": len(split.paths),
               "skipped": split.skipped,
-              "classes": {c: split.counts(False)[c] + split.counts(True)[c] for c in split.classes},
-              "train": split.counts(False), "val": split.counts(True),
-              "duplicates_across_split": leaked_duplicates(split)}
+              "classes": {c: sum(counts[name][c] for name in subsets) for c in split.classes},
+              **counts, "duplicates_across_split": leaked_duplicates(split)}
     write_json(run.data_report, report)
 
 
@@ -101,13 +130,17 @@ def read_split(run: RunDir) -> SplitData:
     if missing:
         raise DataError(f"{len(missing)} file(s) of {run.split} no longer exist (first: {missing[0]}); "
                         "the run cannot resume on other data; use a new --run-dir")
+    is_test = np.array([r["subset"] == "test" for r in rows])
     return SplitData(classes, [r["path"] for r in rows], np.array([index[r["class"]] for r in rows]),
-                     np.array([r["subset"] == "val" for r in rows]), [r["sha1"] for r in rows], [])
+                     np.array([r["subset"] == "val" for r in rows]), [r["sha1"] for r in rows], [],
+                     is_test if is_test.any() else None)
 
 
 def summarize(split: SplitData) -> str:
-    n_train, n_val = int((~split.is_val).sum()), int(split.is_val.sum())
-    lines = [f"data: {len(split.classes)} classes, {n_train} train / {n_val} val images"
+    names = split.names()
+    held_out = f" / {int((names == 'test').sum())} test (held out)" if split.is_test is not None else ""
+    lines = [f"data: {len(split.classes)} classes, {int((names == 'train').sum())} train / "
+             f"{int((names == 'val').sum())} val{held_out} images"
              + (f", {len(split.skipped)} file(s) skipped" if split.skipped else "")]
     reasons: dict[str, int] = {}
     for s in split.skipped:
@@ -120,17 +153,10 @@ def summarize(split: SplitData) -> str:
     return "\n".join(lines)
 
 
-def relative_to_cwd(path: str | os.PathLike) -> str:
-    p = Path(path)
-    try:
-        return str(p.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(p)
-
-
 def split_fingerprint(split) -> str:
     """Identifies a scan and split: class names, files, contents and sides."""
     h = hashlib.sha1("|".join(split.classes).encode())
-    for p, label, val, sha in zip(split.paths, split.labels, split.is_val, split.hashes):
-        h.update(f"{p}\0{int(label)}\0{int(val)}\0{sha}\n".encode("utf-8", "surrogateescape"))
+    side = {"train": 0, "val": 1, "test": 2}
+    for p, label, name, sha in zip(split.paths, split.labels, split.names(), split.hashes):
+        h.update(f"{p}\0{int(label)}\0{side[name]}\0{sha}\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()

@@ -37,6 +37,7 @@ def resolve_config(cfg: Config) -> tuple[Config, Any, int]:
         ``(resolved config, backbone spec, image size)``.
     """
     from leafnet.config import resolve_defaults
+    from leafnet.data.layout import use_split_layout
     from leafnet.models.classifier import backbone_spec
 
     cfg = copy.deepcopy(cfg)
@@ -49,7 +50,8 @@ def resolve_config(cfg: Config) -> tuple[Config, Any, int]:
 
     resolve_finetune_blocks(spec, cfg.finetune.blocks)  # refuse N > blocks before any work
     cfg.data.image_size = cfg.data.image_size or spec.default_size
-    for key in ("data", "train", "val"):
+    use_split_layout(cfg.data, verbose=bool(cfg.run.verbose))
+    for key in ("data", "train", "val", "test"):
         setattr(cfg.data, key, _abspath(getattr(cfg.data, key)))
     if cfg.model.weights not in ("imagenet", "none"):
         from leafnet.models.weights import canonical_weights
@@ -241,8 +243,7 @@ def _fit(cfg: Config, exec_cfg: Config, spec, strategy, split, run: RunDir) -> R
         _tell_workers(strategy, {"done": bool(resuming and run.metrics.exists())})
     if resuming and run.metrics.exists():
         if verbose:
-            print(f"run {run.root} is already complete (val_accuracy {Run(run.root).metrics.get('val_accuracy')}); "
-                  "nothing to do")
+            print(f"this run is already complete; nothing to do\n{Run(run.root).summary()}")
         return Run(run.root)
 
     from leafnet.data.prepare import read_split, scan_and_split, summarize, write_split
@@ -290,19 +291,29 @@ def _fit(cfg: Config, exec_cfg: Config, spec, strategy, split, run: RunDir) -> R
                           steps=_steps(strategy, exec_cfg) if multiworker else None)
         t0 = time.perf_counter()
         history = trainer.fit()
+        test = _held_out(split, cfg, run, mode, verbose)
         if not multiworker:
-            finish_run(run, cfg, model, spec, classes, train, val, history, time.perf_counter() - t0)
+            finish_run(run, cfg, model, spec, classes, train, val, history, time.perf_counter() - t0, test=test)
     if multiworker:
         # Evaluation and saving need no other worker: a plain copy of the trained model.
         finish_run(run, cfg, _local_copy(cfg, spec, len(classes), model, trainer), spec, classes, train, val,
-                   history, time.perf_counter() - t0)
+                   history, time.perf_counter() - t0, test=test)
     result = Run(run.root)
     if verbose:
-        m = result.metrics
-        print(f"val_accuracy {m['val_accuracy']:.4f}  val_loss {m['val_loss']:.4f}  "
-              f"mean per-class accuracy {m['mean_class_accuracy']:.4f}")
-        print(f"run folder: {run.root}")
+        print(result.summary())
     return result
+
+
+def _held_out(split: SplitData, cfg: Config, run: RunDir, mode: str, verbose: int):
+    """The test subset as a cached ImageSet, decoded only once training is over; None without one."""
+    from leafnet.data.pipeline import ImageSet
+
+    paths, labels, hashes = split.rows("test")
+    if not paths:
+        return None
+    test = ImageSet(paths, labels, len(split.classes), cfg.data.image_size)
+    test.cache(mode, run.cache, hashes, progress=bool(verbose), label="test")
+    return test
 
 
 def _steps(strategy, cfg: Config):
@@ -390,8 +401,10 @@ def _fit_worker(cfg: Config, exec_cfg: Config, spec, strategy, split, root: Path
     return Run(root)
 
 
-def finish_run(run: RunDir, cfg: Config, model, spec, classes, train, val, history, seconds: float) -> None:
-    """Write model.keras, metrics.json and the plots of a completed run."""
+def finish_run(run: RunDir, cfg: Config, model, spec, classes, train, val, history, seconds: float,
+               test=None) -> None:
+    """Write model.keras, metrics.json and the plots of a completed run; with ``test`` (the
+    held-out images), metrics.json's ``test`` block and plots/confusion_test.png."""
     from leafnet.plots import plot_confusion, plot_curves
 
     io_guard(lambda: save_keras(model, run.model), str(run.model))
@@ -406,6 +419,13 @@ def finish_run(run: RunDir, cfg: Config, model, spec, classes, train, val, histo
         "best_val_loss_epoch": best.get("epoch"), "backbone": spec.name, "image_size": cfg.data.image_size,
         "train_seconds_this_session": round(seconds, 1),
     }
+    if test is not None:
+        held = evaluate_split(model, test, classes, cfg.data.batch_size)
+        metrics["test"] = {"accuracy": held["accuracy"], "crossentropy": held["crossentropy"],
+                           "mean_class_accuracy": held["mean_class_accuracy"], "images": len(test),
+                           "per_class": held["per_class"], "confusion": held["confusion"]}
+        plot_confusion(np.array(held["confusion"]), classes, run.plots / "confusion_test.png",
+                       title=f"test, held out ({len(test)} images), accuracy {held['accuracy']:.3f}")
     plot_curves(history, run.plots / "curves.png", title=f"{spec.name} on {len(classes)} classes")
     plot_confusion(np.array(ev["confusion"]), classes, run.plots / "confusion_val.png",
                    title=f"validation ({len(val)} images), accuracy {ev['accuracy']:.3f}")

@@ -66,7 +66,10 @@ def cross_validate(config: Config | dict | str | os.PathLike | None = None, *, f
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
         raise ConfigError(f"--folds must be an integer >= 2; received {folds!r}")
     base = as_config(config, **flags)
+    from leafnet.data.layout import use_split_layout
     from leafnet.train.distribute import refuse_multiworker
+
+    use_split_layout(base.data, verbose=bool(base.run.verbose))
 
     refuse_multiworker(base, "cv")
     if not has_data_source(base):

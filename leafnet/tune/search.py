@@ -239,7 +239,10 @@ def search(config: Config | dict | str | os.PathLike | None = None, *, tuner: st
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ConfigError(f"{name} must be an integer >= {low}; received {value!r}")
     base = as_config(config, **flags)
+    from leafnet.data.layout import use_split_layout
     from leafnet.train.distribute import refuse_multiworker
+
+    use_split_layout(base.data, verbose=bool(base.run.verbose))
 
     refuse_multiworker(base, "search")
     if not has_data_source(base):
