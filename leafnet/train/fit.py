@@ -179,8 +179,10 @@ def fit(config: Config | dict | str | os.PathLike | None = None, *, split: Split
     Example:
         >>> run = leafnet.fit({"data": {"demo": True}, "model": {"backbone": "simple-cnn", "weights": "none"}})
     """
+    from leafnet.console import import_tensorflow_quietly
     from leafnet.perf import configure_tensorflow
 
+    import_tensorflow_quietly()  # a notebook's or script's first TensorFlow import, without its start-up lines
     configure_tensorflow()      # a no-op once TensorFlow has run an op
     cfg = as_config(config, **flags)
     if split is None and not has_data_source(cfg):

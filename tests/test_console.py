@@ -1,0 +1,87 @@
+"""What a person reads: a log without escape codes, no TensorFlow noise, a summary at the end."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+# TensorFlow's and libjpeg's own lines, none of which a leafnet user can act on
+NOISE = ("All log messages before absl::InitializeLog", "oneDNN", "cpu_feature_guard", "cudart_stub",
+         "cuInit", "I0000", "E0000", "W0000", "This TensorFlow binary is optimized", "Input file read error",
+         "unknown JFIF revision")
+
+
+def _env():
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user's shell has it
+    return env
+
+
+def _leafnet(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "leafnet", *map(str, args)], cwd=cwd, env=_env(),
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_a_log_file_gets_one_plain_line_per_epoch_and_a_summary(leaves, tmp_path):
+    args = ("fit", "--data", leaves, "--backbone", "simple-cnn", "--image-size", "32", "--epochs", "2",
+            "--finetune-epochs", "1", "--run-dir", "runs/log")
+    p = _leafnet(*args, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "\r" not in p.stdout and "\x1b" not in p.stdout      # stdout is a pipe here, as under nohup or CI
+    assert [line for line in p.stderr.splitlines() if any(n in line for n in NOISE)] == []
+    history = list(csv.DictReader(open(tmp_path / "runs/log/history.csv")))
+    epoch_lines = [line for line in p.stdout.splitlines() if line.startswith("epoch ")]
+    assert len(epoch_lines) == len(history) == 3
+    for line, row in zip(epoch_lines, history):
+        assert line.startswith(f"epoch {row['epoch']} ({row['phase']} {row['phase_epoch']}/")
+        assert f"val_accuracy {float(row['val_accuracy']):.4f}" in line
+    m = json.loads((tmp_path / "runs/log/metrics.json").read_text())
+    summary = p.stdout[p.stdout.index("simple-cnn at 32 px"):]
+    assert f"val accuracy {m['val_accuracy']:.2%}" in summary
+    assert f"mean per-class accuracy {m['mean_class_accuracy']:.2%}" in summary
+    for command in ("evaluate runs/log", "report runs/log", "predict runs/log IMAGES... --out preds.csv",
+                    "export runs/log --format savedmodel"):
+        assert f"  leafnet {command}" in summary
+    again = _leafnet(*args, cwd=tmp_path)                        # a finished run: the same summary
+    assert again.returncode == 0 and "already complete" in again.stdout
+    assert again.stdout.endswith(summary)
+
+
+@pytest.mark.slow
+def test_a_script_that_imports_leafnet_sees_no_tensorflow_noise(leaves, tmp_path):
+    script = textwrap.dedent(f"""
+        import leafnet
+        run = leafnet.fit({{"data": {{"data": {str(leaves)!r}, "image_size": 32}},
+                           "model": {{"backbone": "simple-cnn"}}, "transfer": {{"epochs": 1}},
+                           "finetune": {{"epochs": 0}}, "run": {{"dir": "run", "verbose": 0}}}})
+        print(type(run.history[0]["epoch"]).__name__, type(run.history[0]["val_loss"]).__name__)
+    """)
+    p = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stderr
+    assert [line for line in p.stderr.splitlines() if any(n in line for n in NOISE)] == []
+    assert p.stdout.split() == ["int", "float"]                  # Run.history holds numbers
+
+
+def test_progress_bars_only_on_a_terminal(monkeypatch):
+    import io
+
+    from leafnet import console
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    bar = console.progress_bar(10)
+    bar.update(5)
+    assert sys.stdout.getvalue() == ""
+    monkeypatch.setattr(sys, "stdout", Tty())
+    assert console.interactive()
+    assert type(console.progress_bar(10)).__name__ == "Progbar"
