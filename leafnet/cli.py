@@ -13,6 +13,7 @@ import re
 import sys
 from typing import Sequence
 
+from leafnet.cli_help import HelpFormatter, add_completion, config_help, config_metavar, examples
 from leafnet.errors import LeafnetError
 
 EXIT_USER_ERROR = 2
@@ -27,7 +28,12 @@ def one_line(text: str) -> str:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line, like every other leafnet error."""
+    """argparse, but a usage error is one line, like every other leafnet error, and the help keeps
+    its example lines and shows meaningful defaults."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # noqa: D401 - argparse API
         raise LeafnetError(f"{message} (see: {self.prog} --help)")
@@ -59,128 +65,190 @@ def _bool(text: str) -> bool:
     return value[text.lower()]
 
 
-# flag -> (config key, type, help). Defaults live in leafnet.config only.
+# flag -> (config key, type, help). Defaults and choices live in leafnet.config only: --help
+# shows them from there (leafnet.cli_help.config_help), and argparse's default stays None.
 TRAIN_FLAGS = {
-    "--data": ("data.data", str, "folder with one sub-folder per class (split into train/val)"),
+    "--data": ("data.data", str, "folder with one sub-folder per class, split into train/val"),
     "--train": ("data.train", str, "training folder of class sub-folders (with --val)"),
     "--val": ("data.val", str, "validation folder of class sub-folders (with --train)"),
-    "--test": ("data.test", str, "held-out folder of class sub-folders: never used for training or model selection, "
-               "evaluated once at the end"),
-    "--val-split": ("data.val_split", float, "fraction of each class held out for validation (default 1/6)"),
-    "--image-size": ("data.image_size", int, "square input size (default: the backbone's)"),
-    "--batch-size": ("data.batch_size", int, "batch size"),
-    "--backbone": ("model.backbone", str, "backbone name (see: leafnet backbones)"),
-    "--weights": ("model.weights", str, "imagenet | none | PATH (.keras, .weights.h5, run folder)"),
+    "--test": ("data.test", str, "held-out folder of class sub-folders: never used for training or model "
+               "selection, evaluated once at the end"),
+    "--val-split": ("data.val_split", float, "fraction of each class held out for validation"),
+    "--image-size": ("data.image_size", int, "square input size in pixels"),
+    "--batch-size": ("data.batch_size", int, "images per training step (per replica with --distribute)"),
+    "--backbone": ("model.backbone", str, "backbone name or alias (see: leafnet backbones)"),
+    "--weights": ("model.weights", str, "imagenet (downloaded once by Keras), none (random init), a .keras or "
+                  ".weights.h5 file, a leafnet run folder, or a KerasHub hub:PRESET"),
     "--feature-layer": ("model.feature_layer", str,
                         "use the backbone up to this layer as a fixed feature extractor under an MLP head"),
     "--epochs": ("transfer.epochs", int, "epochs of the transfer phase (backbone frozen)"),
     "--lr": ("transfer.lr", float, "learning rate of the transfer phase"),
-    "--finetune-blocks": ("finetune.blocks", _blocks, "backbone blocks unfrozen in the fine-tune phase (0: none, all)"),
+    "--finetune-blocks": ("finetune.blocks", _blocks, "backbone blocks unfrozen in the fine-tune phase "
+                          "(0: no fine-tune phase, all: every block)"),
     "--finetune-epochs": ("finetune.epochs", int, "epochs of the fine-tune phase"),
     "--finetune-lr": ("finetune.lr", float, "learning rate of the fine-tune phase"),
     "--optimizer": (("transfer.optimizer", "finetune.optimizer"), str,
-                    "optimizer of both phases: adam, adamw, sgd, rmsprop, nadam, lion, radam, ranger"),
-    "--loss": (("transfer.loss", "finetune.loss"), str, "loss of both phases: crossentropy, focal, sigmoid_focal"),
+                    "optimizer of both phases"),
+    "--loss": (("transfer.loss", "finetune.loss"), str, "loss of both phases"),
     "--schedule": (("transfer.schedule", "finetune.schedule"), str,
-                   "lr schedule of both phases: constant, triangular, triangular2, exp_range, cosine, onecycle"),
+                   "learning-rate schedule of both phases; the cyclical ones (triangular, triangular2, "
+                   "exp_range) need --max-lr"),
     "--max-lr": ("transfer.max_lr", float, "upper lr of a cyclical schedule in the transfer phase"),
     "--finetune-max-lr": ("finetune.max_lr", float, "upper lr of a cyclical schedule in the fine-tune phase"),
-    "--label-smoothing": (("transfer.label_smoothing", "finetune.label_smoothing"), float, "label smoothing"),
-    "--balance": ("data.balance", str, "imbalanced folders: none, weights, oversample"),
+    "--label-smoothing": (("transfer.label_smoothing", "finetune.label_smoothing"), float,
+                          "label smoothing of both phases"),
+    "--balance": ("data.balance", str, "imbalanced folders: weight the loss by inverse class frequency, "
+                  "or draw every class equally often"),
     "--seed": ("run.seed", int, "seed of the split, shuffling and random layers"),
-    "--precision": ("run.precision", str, "float32 | mixed_float16 | mixed_bfloat16"),
-    "--jit-compile": ("run.jit_compile", _bool, "true | false: XLA-compile the train step"),
-    "--sync-batchnorm": ("run.sync_batchnorm", _bool, "true: BatchNormalization statistics over the global batch "
+    "--precision": ("run.precision", str, "compute dtype policy (mixed_float16: GPUs; mixed_bfloat16: GPUs, "
+                    "TPUs, CPUs with AVX512_BF16)"),
+    "--jit-compile": ("run.jit_compile", _bool, "XLA-compile the train step (often faster on a GPU, slower on CPUs)"),
+    "--sync-batchnorm": ("run.sync_batchnorm", _bool, "BatchNormalization statistics over the global batch "
                          "of all replicas"),
-    "--distribute": ("run.distribute", str, "none | mirrored | multiworker | tpu (tf.distribute; --batch-size is per replica; "
+    "--distribute": ("run.distribute", str, "tf.distribute strategy (--batch-size is per replica; "
                      "multiworker reads TF_CONFIG)"),
     "--cache-features": ("data.cache_features", str,
-                         "auto | on | off: train the head on backbone features computed once (frozen phase)"),
+                         "train the head on backbone features computed once (frozen phase; auto: when exact)"),
     "--run-dir": ("run.dir", str, "run folder (rerun with the same folder to resume)"),
 }
+# metavars the config field's type does not give (that gives {a,b,c}, N, X or NAME)
+TRAIN_METAVARS = {"--data": "DIR", "--train": "DIR", "--val": "DIR", "--test": "DIR", "--run-dir": "DIR", "--val-split": "F",
+                  "--label-smoothing": "F", "--feature-layer": "LAYER", "--finetune-blocks": "N|all",
+                  "--weights": "imagenet|none|PATH|hub:PRESET"}
 
 
 def add_train_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML config (see: leafnet config)")
+    p.add_argument("--config", metavar="FILE", help="YAML config, overridden by the flags (see: leafnet config)")
     p.add_argument("--demo", action="store_true", help="train on the embedded synthetic leaves")
     for flag, (keys, tp, help_) in TRAIN_FLAGS.items():
-        p.add_argument(flag, dest=_dest(keys), type=tp, default=None, help=help_)
+        p.add_argument(flag, dest=_dest(keys), type=tp, default=None,
+                       metavar=config_metavar(keys, tp, TRAIN_METAVARS.get(flag)), help=config_help(keys, help_))
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override any config key, e.g. --set augment.rotation=0.2 (repeatable)")
+                   help="override any config key, e.g. --set augment.rotation=0.2 (repeatable; "
+                        "every key: leafnet config)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--trust", action="store_true",
                    help="let a --weights .keras file run code on loading (Lambda layers); only for files you trust")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="leafnet", description="Transfer learning for image classification (Keras 3 / TensorFlow).")
+    parser = _Parser(prog="leafnet", description="Transfer learning for image classification (Keras 3 / TensorFlow).",
+                     epilog=examples("leafnet fit --demo --run-dir runs/demo",
+                                     "leafnet fit --data leaves/ --backbone b4 --finetune-blocks 2 --run-dir runs/b4",
+                                     "leafnet evaluate runs/b4 --tta",
+                                     "leafnet predict runs/b4 new_photos/ --out preds.csv")
+                     + "\n\nEvery command explains its flags: leafnet COMMAND --help.")
     from leafnet import __version__
 
     parser.add_argument("--version", action="version", version=f"leafnet {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("fit", help="train a classifier (transfer phase, then fine-tune phase)",
-                       description="Train a classifier on a folder of class sub-folders.")
+                       description="Train a classifier on a folder of class sub-folders: the head on a frozen "
+                                   "backbone, then the last backbone blocks. Precedence: defaults < --config "
+                                   "FILE < flags and --set.",
+                       epilog=examples("leafnet fit --demo --run-dir runs/demo",
+                                       "leafnet fit --data leaves/ --backbone b0 --run-dir runs/b0",
+                                       "leafnet fit --train train/ --val val/ --backbone b4 --optimizer adamw",
+                                       "leafnet fit --config configs/demo.yaml --set augment.rotation=0.2 --epochs 5"))
     add_train_flags(p)
 
-    p = sub.add_parser("config", help="print the config that fit would use (defaults, documented)")
+    p = sub.add_parser("config", help="print the config that fit would use (defaults, documented)",
+                       description="Print the resolved config as YAML, every key with its default and what it "
+                                   "does; it takes the flags of fit.",
+                       epilog=examples("leafnet config",
+                                       "leafnet config --config configs/demo.yaml --backbone b4 --lr 3e-3"))
     add_train_flags(p)
 
-    sub.add_parser("backbones", help="list the backbones, their default sizes and blocks")
+    sub.add_parser("backbones", help="list the backbones, their default sizes and blocks",
+                   description="List the backbone registry: name, default input size, ImageNet weights, "
+                               "number of blocks --finetune-blocks counts, aliases.",
+                   epilog=examples("leafnet backbones"))
 
     p = sub.add_parser("lr-find", help="learning-rate range test: a plot and a suggested lr",
-                       description="Grow the lr exponentially over a few hundred steps and plot the loss (fastai's lr_find).")
+                       description="Grow the lr exponentially over a few hundred steps and plot the loss (fastai's "
+                                   "lr_find); it takes the flags of fit.",
+                       epilog=examples("leafnet lr-find --data leaves/ --backbone b0",
+                                       "leafnet lr-find --config configs/demo.yaml --phase finetune --steps 200"))
     add_train_flags(p)
-    p.add_argument("--phase", default="transfer", choices=("transfer", "finetune"))
-    p.add_argument("--start-lr", type=float, default=1e-7)
-    p.add_argument("--end-lr", type=float, default=10.0)
-    p.add_argument("--steps", type=int, default=100)
-    p.add_argument("--out", default="runs/lr_find", help="folder for lr_find.png and lr_find.csv")
+    p.add_argument("--phase", default="transfer", choices=("transfer", "finetune"),
+                   help="the phase whose lr is tested (finetune: with the blocks of --finetune-blocks unfrozen)")
+    p.add_argument("--start-lr", type=float, default=1e-7, metavar="X", help="first learning rate")
+    p.add_argument("--end-lr", type=float, default=10.0, metavar="X", help="last learning rate")
+    p.add_argument("--steps", type=int, default=100, metavar="N", help="training steps from --start-lr to --end-lr")
+    p.add_argument("--out", default="runs/lr_find", metavar="DIR", help="folder for lr_find.png and lr_find.csv")
 
-    data = sub.add_parser("data", help="data tools: synth, check")
+    data = sub.add_parser("data", help="data tools: synth, check",
+                          description="Generate a synthetic leaf folder, or check a folder before training.",
+                          epilog=examples("leafnet data synth leaves/ --classes 4 --per-class 30 --size 64",
+                                          "leafnet data check leaves/"))
     dsub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND", parser_class=_Parser)
-    s = dsub.add_parser("synth", help="generate synthetic leaves (the demo set)")
-    s.add_argument("out", help="output folder (one sub-folder per species)")
-    s.add_argument("--classes", type=int, default=14)
-    s.add_argument("--per-class", type=int, default=100)
-    s.add_argument("--size", type=int, default=128)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--disease", type=float, default=0.1, help="probability of disease spots on a leaf")
-    s.add_argument("--format", dest="image_format", default="png", choices=("png", "jpg"))
-    c = dsub.add_parser("check", help="scan a folder: class counts, bad files, duplicates, leakage")
-    c.add_argument("folder")
-    c.add_argument("--val-split", type=float, default=None, help="check the split this fraction would give")
-    c.add_argument("--seed", type=int, default=None)
-    c.add_argument("--json", dest="json_out", help="also write the report to this JSON file")
+    s = dsub.add_parser("synth", help="generate synthetic leaves (the demo set)",
+                        description="Draw synthetic leaves of several species, one sub-folder per species.",
+                        epilog=examples("leafnet data synth leaves/",
+                                        "leafnet data synth small/ --classes 4 --per-class 30 --size 48 --format jpg"))
+    s.add_argument("out", metavar="OUT", help="output folder (one sub-folder per species)")
+    s.add_argument("--classes", type=int, default=14, metavar="N", help="number of species")
+    s.add_argument("--per-class", type=int, default=100, metavar="N", help="images per species")
+    s.add_argument("--size", type=int, default=128, metavar="N", help="image width and height in pixels")
+    s.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the drawing")
+    s.add_argument("--disease", type=float, default=0.1, metavar="F", help="probability of disease spots on a leaf")
+    s.add_argument("--format", dest="image_format", default="png", choices=("png", "jpg"), help="image file format")
+    c = dsub.add_parser("check", help="scan a folder: class counts, bad files, duplicates, leakage",
+                        description="Scan a folder of class sub-folders: images per class, files that cannot be "
+                                    "read, byte-identical duplicates and those that would cross the train/val split.",
+                        epilog=examples("leafnet data check leaves/",
+                                        "leafnet data check leaves/ --val-split 0.2 --seed 42 --json check.json"))
+    c.add_argument("folder", metavar="DIR", help="folder with one sub-folder per class")
+    c.add_argument("--val-split", type=float, default=None, metavar="F",
+                   help=config_help("data.val_split", "check the train/val split this fraction would give"))
+    c.add_argument("--seed", type=int, default=None, metavar="N", help=config_help("run.seed", "seed of that split"))
+    c.add_argument("--json", dest="json_out", metavar="FILE", help="also write the report to this JSON file")
 
-    p = sub.add_parser("evaluate", help="metrics, confusion matrices and top losses of a run")
-    p.add_argument("run", help="run folder")
+    p = sub.add_parser("evaluate", help="metrics, confusion matrices and top losses of a run",
+                       description="Evaluate a run on its validation (or training) split or on a labelled folder: "
+                                   "report, confusion matrices, top losses and a predictions CSV under RUN/eval.",
+                       epilog=examples("leafnet evaluate runs/b0",
+                                       "leafnet evaluate runs/b0 --subset val --tta --top-k 10",
+                                       "leafnet evaluate runs/b0 --data test_images/"))
+    p.add_argument("run", metavar="RUN", help="run folder")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--data", help="a labelled folder with the run's class folders")
-    g.add_argument("--subset", default="val", choices=("train", "val", "test"))
+    g.add_argument("--data", metavar="DIR", help="a labelled folder with the run's class folders")
+    g.add_argument("--subset", default="val", choices=("train", "val", "test"),
+                   help="the run's own split to evaluate (test: the held-out subset)")
     p.add_argument("--tta", action="store_true", help="average over the image and its horizontal/vertical flips")
-    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--top-k", type=int, default=5, metavar="K", help="top-k accuracy reported beside top-1")
 
-    p = sub.add_parser("predict", help="classify images with a run or a .keras model; write a CSV")
-    p.add_argument("model", help="run folder or .keras file")
-    p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_FOLDERS")
-    p.add_argument("--out", required=True, help="CSV file to write")
-    p.add_argument("--top-k", type=int, default=3)
+    p = sub.add_parser("predict", help="classify images with a run or a .keras model; write a CSV",
+                       description="Classify image files and folders of images; write one CSV row per image "
+                                   "with the top classes and their probabilities.",
+                       epilog=examples("leafnet predict runs/b0 photo.jpg new_photos/ --out preds.csv",
+                                       "leafnet predict model.keras new_photos/ --out preds.csv --engine onnx"))
+    p.add_argument("model", metavar="RUN|MODEL", help="run folder or .keras file")
+    p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_FOLDERS", help="image files and folders of images")
+    p.add_argument("--out", required=True, metavar="FILE", help="CSV file to write")
+    p.add_argument("--top-k", type=int, default=3, metavar="K", help="classes written per image")
     p.add_argument("--trust", action="store_true",
                    help="let the model file run code on loading (Lambda layers); only for files you trust")
     p.add_argument("--engine", choices=("keras", "onnx"), default="keras",
                    help="run the model with Keras, or export it once to ONNX and run it under ONNX Runtime "
                         "(faster on CPUs; needs leafnet[onnx])")
 
-    p = sub.add_parser("export", help="export a run: savedmodel, keras, tflite, onnx, or a submission folder")
-    p.add_argument("run", help="run folder")
-    p.add_argument("--format", default="savedmodel", choices=("savedmodel", "keras", "tflite", "onnx", "submission"))
+    p = sub.add_parser("export", help="export a run: savedmodel, keras, tflite, onnx, or a submission folder",
+                       description="Export a run's model, with a model_card.json beside it.",
+                       epilog=examples("leafnet export runs/b0 --format savedmodel",
+                                       "leafnet export runs/b0 --format tflite --quantize float16",
+                                       "leafnet export runs/b0 --format onnx --out exported/"))
+    p.add_argument("run", metavar="RUN", help="run folder")
+    p.add_argument("--format", default="savedmodel", choices=("savedmodel", "keras", "tflite", "onnx", "submission"),
+                   help="export format (submission: a SavedModel with a model.py)")
     p.add_argument("--quantize", default="none", choices=("none", "float16", "dynamic"),
                    help="tflite only: float16 weights, or dynamic-range int8 weights (accuracy change in model_card.json)")
-    p.add_argument("--out", help="export folder (default: RUN/export/FORMAT)")
+    p.add_argument("--out", metavar="DIR", help="export folder (default: RUN/export/FORMAT)")
 
     for module in EXTENSIONS:
         COMMANDS.update(importlib.import_module(module).register(sub))
+    add_completion(parser)
     return parser
 
 

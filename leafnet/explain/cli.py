@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 
 from leafnet.cli import positive_int
+from leafnet.cli_help import examples
+from leafnet.explain.inversion import TUNE_LRS, TUNE_WDS, InversionSettings
 
 METHOD_CHOICES = ("saliency", "smoothgrad", "gradcam", "gradcam++", "scorecam", "faster-scorecam", "layercam",
                   "guided-backprop", "guided-gradcam")
@@ -34,59 +36,81 @@ def register(sub) -> dict:
     """Add the sub-commands to ``sub`` (argparse sub-parsers); return ``{name: handler}``."""
     p = sub.add_parser("explain", help="saliency / Grad-CAM family / guided backprop maps of images",
                        description="Explain what a run's model attends to: one panel per image (image, overlay, "
-                                   "map), a grid, and with --blocks the same image at several backbone blocks.")
-    p.add_argument("run", help="run folder (or a .keras model)")
+                                   "map), a grid, and with --blocks the same image at several backbone blocks.",
+                       epilog=examples("leafnet explain runs/demo leaf1.jpg leaf2.jpg --method gradcam++ --class true",
+                                       "leafnet explain runs/demo --per-class 2 --method gradcam --blocks 1,3,last",
+                                       "leafnet explain runs/demo leaf1.jpg --method smoothgrad --samples 40"))
+    p.add_argument("run", metavar="RUN", help="run folder (or a .keras model)")
     p.add_argument("images", nargs="*", metavar="IMAGES", help="image files (or use --per-class N)")
-    p.add_argument("--method", default="gradcam", choices=METHOD_CHOICES)
+    p.add_argument("--method", default="gradcam", choices=METHOD_CHOICES, metavar="METHOD",
+                   help="the attribution method, one of: " + ", ".join(METHOD_CHOICES))
     p.add_argument("--class", dest="target", default="predicted", metavar="predicted|true|NAME",
-                   help="the class whose score is explained (default: predicted)")
-    p.add_argument("--layer", help="CAM layer: NAME or block:N (default: the last layer with a spatial map)")
-    p.add_argument("--blocks", help="also compare these backbone blocks side by side, e.g. 1,2,last")
+                   help="the class whose score is explained")
+    p.add_argument("--layer", metavar="NAME|block:N",
+                   help="CAM layer (default: the last layer with a spatial map)")
+    p.add_argument("--blocks", metavar="LIST", help="also compare these backbone blocks side by side, e.g. 1,2,last")
     p.add_argument("--per-class", type=positive_int, default=0, metavar="N",
                    help="add the first N validation images of each class")
-    p.add_argument("--samples", type=positive_int, default=20, help="SmoothGrad: noisy copies per image")
-    p.add_argument("--max-n", type=positive_int, default=16,
+    p.add_argument("--samples", type=positive_int, default=20, metavar="N", help="SmoothGrad: noisy copies per image")
+    p.add_argument("--max-n", type=positive_int, default=16, metavar="N",
                    help="Faster Score-CAM: feature maps used (those of largest variance)")
-    p.add_argument("--out", help="output folder (default: RUN/explain/METHOD)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: RUN/explain/METHOD)")
 
+    d = InversionSettings()   # the defaults, shown here; None below keeps them
     p = sub.add_parser("inversions", help="activation maximisation of filters or classes",
                        description="Optimise inputs that excite chosen filters (or class scores) most, with "
-                                   "total-variation and norm regularisers, jitter / rotation / scale and a periodic blur.")
-    p.add_argument("run", help="run folder (or a .keras model)")
-    p.add_argument("--layer", help="NAME or block:N (default: the backbone's last conv layer)")
-    p.add_argument("--filters", help="0,5,9 or top:K (the K filters with the largest summed weights; default top:8)")
-    p.add_argument("--classes", help="class names to invert instead of filters, e.g. oak,maple")
-    p.add_argument("--steps", type=positive_int, help="gradient steps (default 200)")
-    p.add_argument("--lr", type=float, help="Adam learning rate in pixel values per step (default 8)")
-    p.add_argument("--weight-decay", type=float, help="Adam's decoupled weight decay (default 0)")
-    p.add_argument("--tv", type=float, help="total-variation weight (default 0.02)")
-    p.add_argument("--norm", type=float, help="L-p norm weight (default 0.005)")
-    p.add_argument("--norm-p", type=positive_int, help="p of the norm (default 1)")
-    p.add_argument("--jitter", type=int, help="random shift in pixels per step (default 2)")
-    p.add_argument("--rotation", type=float, help="random rotation in degrees per step (default 2)")
-    p.add_argument("--scale", type=_pair, metavar="LOW,HIGH", help="random zoom range per step (default 0.95,1.05)")
-    p.add_argument("--blur-every", type=int, help="Gaussian blur every N steps, 0: never (default 8)")
-    p.add_argument("--blur-sigma", type=float, help="blur standard deviation in pixels (default 0.5)")
-    p.add_argument("--seed", type=int, help="seed of the start noise and the random modifiers (default 0)")
+                                   "total-variation and norm regularisers, jitter / rotation / scale and a periodic blur.",
+                       epilog=examples("leafnet inversions runs/demo --layer block:5 --filters top:8 --tune",
+                                       "leafnet inversions runs/demo --classes oak,maple --steps 300",
+                                       "leafnet inversions runs/demo --filters 0,5,9 --tv 0.05 --blur-every 4"))
+    p.add_argument("run", metavar="RUN", help="run folder (or a .keras model)")
+    p.add_argument("--layer", metavar="NAME|block:N", help="the layer (default: the backbone's last conv layer)")
+    p.add_argument("--filters", metavar="LIST|top:K",
+                   help="0,5,9 or top:K (the K filters with the largest summed weights; default top:8)")
+    p.add_argument("--classes", metavar="LIST", help="class names to invert instead of filters, e.g. oak,maple")
+    p.add_argument("--steps", type=positive_int, metavar="N", help=f"gradient steps (default: {d.steps})")
+    p.add_argument("--lr", type=float, metavar="X",
+                   help=f"Adam learning rate in pixel values per step (default: {d.lr:g})")
+    p.add_argument("--weight-decay", type=float, metavar="X",
+                   help=f"Adam's decoupled weight decay (default: {d.weight_decay:g})")
+    p.add_argument("--tv", type=float, metavar="X", help=f"total-variation weight (default: {d.tv:g})")
+    p.add_argument("--norm", type=float, metavar="X", help=f"L-p norm weight (default: {d.norm:g})")
+    p.add_argument("--norm-p", type=positive_int, metavar="P", help=f"p of the norm (default: {d.norm_p})")
+    p.add_argument("--jitter", type=int, metavar="N", help=f"random shift in pixels per step (default: {d.jitter})")
+    p.add_argument("--rotation", type=float, metavar="X",
+                   help=f"random rotation in degrees per step (default: {d.rotation:g})")
+    p.add_argument("--scale", type=_pair, metavar="LOW,HIGH",
+                   help=f"random zoom range per step (default: {','.join(f'{v:g}' for v in d.scale)})")
+    p.add_argument("--blur-every", type=int, metavar="N",
+                   help=f"Gaussian blur every N steps, 0: never (default: {d.blur_every})")
+    p.add_argument("--blur-sigma", type=float, metavar="X",
+                   help=f"blur standard deviation in pixels (default: {d.blur_sigma:g})")
+    p.add_argument("--seed", type=int, metavar="N",
+                   help=f"seed of the start noise and the random modifiers (default: {d.seed})")
     p.add_argument("--tune", action="store_true",
                    help="first search learning rate x weight decay (median of the last 10 losses)")
-    p.add_argument("--tune-lr", type=_floats, metavar="X,Y,...", help="learning rates tried (default 2,8,32)")
-    p.add_argument("--tune-wd", type=_floats, metavar="X,Y,...", help="weight decays tried (default 0,0.001)")
-    p.add_argument("--tune-steps", type=positive_int, help="steps per tried setting (default: --steps)")
-    p.add_argument("--out", help="output folder (default: RUN/explain/inversions)")
+    p.add_argument("--tune-lr", type=_floats, metavar="X,Y,...",
+                   help=f"learning rates tried (default: {','.join(f'{v:g}' for v in TUNE_LRS)})")
+    p.add_argument("--tune-wd", type=_floats, metavar="X,Y,...",
+                   help=f"weight decays tried (default: {','.join(f'{v:g}' for v in TUNE_WDS)})")
+    p.add_argument("--tune-steps", type=positive_int, metavar="N", help="steps per tried setting (default: --steps)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: RUN/explain/inversions)")
 
     p = sub.add_parser("filters", help="conv filters beside the feature maps they produce on an image",
                        description="Filter i of a conv layer beside feature map i on IMAGE, for an early, a middle "
-                                   "and a deep layer; dense weights as images where their input is an image.")
-    p.add_argument("run", help="run folder (or a .keras model)")
-    p.add_argument("image", help="one image file")
-    p.add_argument("--layers", help="early,mid,deep (default) and/or layer names, comma-separated")
-    p.add_argument("--max-filters", type=positive_int, default=16, help="filters shown per layer")
-    p.add_argument("--out", help="output folder (default: RUN/explain/filters)")
+                                   "and a deep layer; dense weights as images where their input is an image.",
+                       epilog=examples("leafnet filters runs/demo leaf1.jpg",
+                                       "leafnet filters runs/demo leaf1.jpg --layers early,deep --max-filters 8"))
+    p.add_argument("run", metavar="RUN", help="run folder (or a .keras model)")
+    p.add_argument("image", metavar="IMAGE", help="one image file")
+    p.add_argument("--layers", metavar="LIST", help="early,mid,deep (default) and/or layer names, comma-separated")
+    p.add_argument("--max-filters", type=positive_int, default=16, metavar="N", help="filters shown per layer")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: RUN/explain/filters)")
 
     p = sub.add_parser("report", help="one HTML page of a run: config, data, curves, metrics, explanations",
-                       description="Write RUN/report.html: readable offline, pictures beside it in RUN/.")
-    p.add_argument("run", help="run folder")
+                       description="Write RUN/report.html: readable offline, pictures beside it in RUN/.",
+                       epilog=examples("leafnet report runs/demo", "leafnet report runs/demo --embed"))
+    p.add_argument("run", metavar="RUN", help="run folder")
     p.add_argument("--no-explanations", action="store_true", help="skip the Grad-CAM sample (a few seconds)")
     p.add_argument("--embed", action="store_true", help="embed every picture in the HTML (one file to send)")
     return {"explain": cmd_explain, "inversions": cmd_inversions, "filters": cmd_filters, "report": cmd_report}

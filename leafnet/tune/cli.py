@@ -3,31 +3,43 @@
 from __future__ import annotations
 
 from leafnet.cli import add_train_flags, positive_int, train_flags
+from leafnet.cli_help import examples
 
 
 def register(sub) -> dict:
     p = sub.add_parser("search", help="hyperparameter search (random, grid, bayesian, hyperband) with KerasTuner",
                        description="Search hyperparameters: each trial is a full two-phase fit in SEARCH/trials/ID. "
                                    "Rerun the same command to resume. --epochs is the transfer-phase epochs per "
-                                   "trial (hyperband: the largest budget).")
+                                   "trial (hyperband: the largest budget).",
+                       epilog=examples("leafnet search --config configs/demo.yaml --tuner bayesian --max-trials 20",
+                                       "leafnet search --data leaves/ --space configs/search-lr-batch.yaml --epochs 8",
+                                       "leafnet search --config configs/demo.yaml --tuner hyperband --epochs 9"))
     add_train_flags(p)
-    p.add_argument("--tuner", default="random", choices=("random", "grid", "bayesian", "hyperband"))
-    p.add_argument("--max-trials", type=positive_int, default=10, help="number of trials (failed ones count)")
-    p.add_argument("--objective", default="val_loss", choices=("val_loss", "val_accuracy"))
-    p.add_argument("--space", help="search space YAML (default: lr, batch size, dropout, label smoothing; "
-                                   "see configs/search-space.yaml)")
-    p.add_argument("--patience", type=int, default=2, help="early stopping inside a trial (epochs, 0: off)")
-    p.add_argument("--max-failures", type=positive_int, default=3, help="stop after this many failed trials in a row")
+    p.add_argument("--tuner", default="random", choices=("random", "grid", "bayesian", "hyperband"),
+                   help="KerasTuner's oracle")
+    p.add_argument("--max-trials", type=positive_int, default=10, metavar="N",
+                   help="number of trials (failed ones count)")
+    p.add_argument("--objective", default="val_loss", choices=("val_loss", "val_accuracy"),
+                   help="the metric that ranks trials")
+    p.add_argument("--space", metavar="FILE", help="search space YAML (default: lr, batch size, dropout, label "
+                                                   "smoothing; see configs/search-space.yaml)")
+    p.add_argument("--patience", type=int, default=2, metavar="N",
+                   help="early stopping inside a trial (epochs, 0: off)")
+    p.add_argument("--max-failures", type=positive_int, default=3, metavar="N",
+                   help="stop after this many failed trials in a row")
     p.add_argument("--distributed", choices=("chief", "worker"),
                    help="KerasTuner chief/worker mode: one chief serves the oracle, workers run trials")
-    p.add_argument("--oracle-address", help="the chief's address (with --distributed)")
-    p.add_argument("--oracle-port", type=positive_int, help="the chief's port (with --distributed)")
-    p.add_argument("--worker-id", help="a unique name of this worker (default: worker-HOST-PID)")
+    p.add_argument("--oracle-address", metavar="HOST", help="the chief's address (with --distributed)")
+    p.add_argument("--oracle-port", type=positive_int, metavar="PORT", help="the chief's port (with --distributed)")
+    p.add_argument("--worker-id", metavar="NAME", help="a unique name of this worker (default: worker-HOST-PID)")
 
     c = sub.add_parser("cv", help="stratified k-fold cross-validation of a fit config",
-                       description="Train one run per fold in CV/fold-K and summarise mean and std of each metric.")
+                       description="Train one run per fold in CV/fold-K and summarise mean and std of each metric; "
+                                   "it takes the flags of fit.",
+                       epilog=examples("leafnet cv --config configs/demo.yaml --folds 5 --run-dir runs/cv",
+                                       "leafnet cv --data leaves/ --backbone b0 --folds 3 --run-dir runs/cv-b0"))
     add_train_flags(c)
-    c.add_argument("--folds", type=positive_int, default=5)
+    c.add_argument("--folds", type=positive_int, default=5, metavar="K", help="number of folds (one run each)")
     return {"search": cmd_search, "cv": cmd_cv}
 
 
