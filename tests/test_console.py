@@ -85,3 +85,13 @@ def test_progress_bars_only_on_a_terminal(monkeypatch):
     monkeypatch.setattr(sys, "stdout", Tty())
     assert console.interactive()
     assert type(console.progress_bar(10)).__name__ == "Progbar"
+
+
+def test_the_mixing_augmentations_are_said():
+    from leafnet.config import AugmentConfig
+    from leafnet.train.trainer import mixing_summary
+
+    assert mixing_summary(AugmentConfig()) == ""
+    assert mixing_summary(AugmentConfig(mixup=0.2, cutmix=1.0, mix_off_epochs=2, randaugment=2)) == (
+        "MixUp (alpha 0.2); CutMix (alpha 1), off for the last 2 epoch(s) of each phase; "
+        "RandAugment (2 operations per image, strength 0.5)")

@@ -208,6 +208,20 @@ def _bars(verbose: int) -> bool:
     return verbose == 1 and interactive()
 
 
+def mixing_summary(a) -> str:
+    """The batch-level and random-policy augmentations that are on, for the console ("" if none)."""
+    on = []
+    if a.mixup:
+        on.append(f"MixUp (alpha {a.mixup:g})")
+    if a.cutmix:
+        on.append(f"CutMix (alpha {a.cutmix:g})")
+    if (a.mixup or a.cutmix) and a.mix_off_epochs:
+        on[-1] += f", off for the last {a.mix_off_epochs} epoch(s) of each phase"
+    if a.randaugment:
+        on.append(f"RandAugment ({a.randaugment} operations per image, strength {a.randaugment_factor:g})")
+    return "; ".join(on)
+
+
 def _concatenate(datasets: list):
     """One dataset of ``datasets`` in turn, concatenated as a balanced tree (log depth)."""
     while len(datasets) > 1:
@@ -662,6 +676,9 @@ class Trainer:
         recipe = f"{p.optimizer}{'+lookahead' if p.lookahead else ''}, {p.loss}, lr {p.lr:g}" + (
             f" ({p.schedule})" if p.schedule != "constant" else "")
         self._log(f"phase {phase.name}: up to {p.epochs} epochs, {recipe}, {trainable:,} trainable weights ({detail})")
+        mixing = mixing_summary(self.cfg.augment)
+        if mixing:
+            self._log(f"  augmentation: {mixing}")
 
     # -- console
     def _log(self, text: str) -> None:
