@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from leafnet.data.codec_messages import quiet_decoders
 from leafnet.errors import LeafnetError
 from leafnet.runs import RunDir, is_run_dir, write_csv
 
@@ -108,7 +109,7 @@ def _decode(path: str, size: int):
     import tensorflow as tf
 
     from leafnet.data.pipeline import decode_image, resize_uint8
-    from leafnet.data.scan import clean_tf_error
+    from leafnet.data.codec_messages import clean_tf_error
 
     try:
         with open(path, "rb") as f:
@@ -190,7 +191,8 @@ def predict(model_or_run: Any, paths: Sequence[str | os.PathLike], top_k: int = 
     results: list[dict] = []
     for start in range(0, len(files), CHUNK):
         chunk = files[start:start + CHUNK]
-        decoded = [_decode(p, size) for p in chunk]
+        with quiet_decoders():     # a bad file's row carries its error; libjpeg's lines would repeat it
+            decoded = [_decode(p, size) for p in chunk]
         good = [i for i, (img, _) in enumerate(decoded) if img is not None]
         probs = np.zeros((0, len(classes)))
         if good:

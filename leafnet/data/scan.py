@@ -11,12 +11,12 @@ from __future__ import annotations
 import collections
 import hashlib
 import os
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from leafnet.data.codec_messages import clean_tf_error, quiet_decoders
 from leafnet.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
@@ -115,24 +115,6 @@ def _hash_file(path: str) -> tuple[str | None, str | None]:
         return None, f"cannot read file: {e.strerror or e}"
 
 
-_ASSERT_MESSAGE = (re.compile(r'Summarized data: b"(.*?)"(?:\s|$)'), re.compile(r"Summarized data: b'(.*?)'(?:\s|$)"),
-                   re.compile(r"assertion failed: \[(.*?)\]"))
-
-
-def clean_tf_error(e: BaseException) -> str:
-    """TensorFlow's op errors carry a node prefix and an ``[Op:...]`` suffix: keep the message
-    (for a failed ``tf.debugging.Assert``, e.g. the decoder's pixel limit, its text)."""
-    text = str(getattr(e, "message", e)).strip()
-    for pattern in _ASSERT_MESSAGE:
-        m = pattern.search(text)
-        if m:
-            return m.group(1)
-    if "}}" in text:
-        text = text.split("}}", 1)[1]
-    text = text.split("[Op:")[0].strip().rstrip(".")
-    return text.splitlines()[0] if text else type(e).__name__
-
-
 def check_decodable(paths: Sequence[str], progress: bool = False) -> dict[int, str]:
     """Decode every file with the training decoder; return ``{index: reason}`` of the failures.
 
@@ -140,12 +122,17 @@ def check_decodable(paths: Sequence[str], progress: bool = False) -> dict[int, s
     the missing indices are the bad files, which are then decoded one by one to get
     the reason.
     """
+    if not paths:
+        return {}
+    with quiet_decoders():     # libjpeg's lines would repeat, unnamed, what the failures say
+        return _decode_all(paths, progress)
+
+
+def _decode_all(paths: Sequence[str], progress: bool) -> dict[int, str]:
     import tensorflow as tf
 
     from leafnet.data.pipeline import decode_image, prefetched
 
-    if not paths:
-        return {}
     ds = tf.data.Dataset.from_tensor_slices((list(paths), tf.range(len(paths), dtype=tf.int64)))
     ds = ds.map(lambda p, i: (tf.shape(decode_image(tf.io.read_file(p)))[:2], i),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)

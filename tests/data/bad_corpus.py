@@ -2,11 +2,13 @@
 
 ``write_corpus(root)`` writes a labelled folder (one sub-folder per class) with one file per
 case and returns what leafnet must do with each: ``{relative path: Outcome}``, where
-``Outcome.used`` says the scan keeps the file and ``Outcome.reason`` is a substring of the
-reason it is skipped with. The tests in ``test_bad_input.py`` pin every case; the README's
-"Reliability" section counts them.
+``Outcome.used`` says the scan keeps the file and ``Outcome.reason`` is the exact reason it
+is skipped with (what ``data check``, ``data_report.json`` and ``predict``'s error column
+say). The tests in ``test_bad_input.py`` pin every case; the README's "Reliability" section
+counts them.
 
-Cases: truncated JPEG, zero-byte file, text / HTML / TIFF named ``.jpg``, a JPEG with bytes
+Cases: truncated JPEG, a truncated JPEG that also makes libjpeg print to stderr, truncated
+PNG, zero-byte file, text / HTML / TIFF named ``.jpg``, a JPEG with bytes
 overwritten mid-file (libjpeg only warns: used, see README), broken symlink, symlink to a
 folder, CMYK, 16-bit PNG, palette, RGBA, grayscale, animated GIF, BMP, WebP, EXIF-rotated
 JPEG, 1x1, 20000x20000 PNG and a JPEG whose header says 20000x20000 (both refused by the
@@ -28,11 +30,19 @@ from PIL import Image
 
 HUGE = 20000  # the side of the decompression-bomb images
 
+# What TensorFlow 2.21's decoder says, as leafnet reports it
+JPEG_FAILED = "cannot decode: jpeg::Uncompress failed. Invalid JPEG data or crop window."
+CHATTY_FAILED = "cannot decode: Invalid JPEG data, size 300"    # chatty_truncated_jpeg()
+UNKNOWN_FORMAT = "cannot decode: Unknown image file format. One of JPEG, JPEG XL, PNG, GIF, BMP, WebP required."
+TOO_LARGE = ("cannot decode: image too large: 20000x20000 pixels, over the limit of 67,108,864 pixels "
+             "(64 megapixels)")
+ALLOWED = ".jpg, .jpeg, .png, .bmp, .gif, .webp"
+
 
 @dataclass(frozen=True)
 class Outcome:
     used: bool
-    reason: str = ""     # a substring of the skip reason (skipped files only)
+    reason: str = ""     # the skip reason, exactly (skipped files only)
 
 
 USED = Outcome(True)
@@ -106,6 +116,21 @@ def overwritten_jpeg() -> bytes:
     return bytes(data)
 
 
+def png_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def chatty_truncated_jpeg() -> bytes:
+    """A JPEG cut after its headers whose JFIF version reads 0.00: libjpeg prints
+    ``Warning: unknown JFIF revision number 0.00`` and an error line to stderr."""
+    data = bytearray(jpeg_bytes(pattern(40, 24)))
+    v = data.index(b"JFIF\x00") + 5
+    data[v:v + 2] = b"\x00\x00"
+    return bytes(data[:300])
+
+
 def _image(path: Path, arr: np.ndarray, mode: str = "RGB", fmt: str | None = None, **save) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     im = Image.fromarray(arr)
@@ -136,11 +161,14 @@ def write_corpus(root: str | os.PathLike) -> dict[str, Outcome]:
     good_jpeg = jpeg_bytes(pic)
     put("alpha/good.jpg", USED, good_jpeg)
     put("alpha/upper_case.JPG", USED, good_jpeg[:-2] + b"\xff\xd9")   # a second copy, not byte-identical
-    put("alpha/truncated.jpg", skipped("cannot decode"), good_jpeg[: len(good_jpeg) // 2])
-    put("alpha/zero_bytes.jpg", skipped("cannot decode"), b"")
-    put("alpha/text.jpg", skipped("cannot decode"), b"just some notes, saved with the wrong name\n")
-    put("alpha/html.jpg", skipped("cannot decode"), b"<!DOCTYPE html><html><body>404 Not Found</body></html>")
-    put("alpha/tiff.jpg", skipped("cannot decode"), fmt="TIFF")
+    put("alpha/truncated.jpg", skipped(JPEG_FAILED), good_jpeg[: len(good_jpeg) // 2])
+    put("alpha/truncated_chatty.jpg", skipped(CHATTY_FAILED), chatty_truncated_jpeg())
+    png = png_bytes(pic)
+    put("alpha/truncated.png", skipped(f"cannot decode: Invalid PNG data, size {len(png) // 2}"), png[: len(png) // 2])
+    put("alpha/zero_bytes.jpg", skipped("cannot decode: Input is empty."), b"")
+    put("alpha/text.jpg", skipped(UNKNOWN_FORMAT), b"just some notes, saved with the wrong name\n")
+    put("alpha/html.jpg", skipped(UNKNOWN_FORMAT), b"<!DOCTYPE html><html><body>404 Not Found</body></html>")
+    put("alpha/tiff.jpg", skipped(UNKNOWN_FORMAT), fmt="TIFF")
     put("alpha/overwritten_mid_file.jpg", USED, overwritten_jpeg())
     put("alpha/cmyk.jpg", USED, mode="CMYK", fmt="JPEG")
     put("alpha/gray.png", USED, mode="L")
@@ -155,12 +183,12 @@ def write_corpus(root: str | os.PathLike) -> dict[str, Outcome]:
     put("alpha/animated.gif", USED, buf.getvalue())
     put("alpha/exif_rotated.jpg", USED, exif_rotated_jpeg(pic, 6))
     put("alpha/one_pixel.png", USED, arr=pic[:1, :1])
-    put("alpha/huge_20000x20000.png", skipped("image too large: 20000x20000 pixels"), huge_png())
-    put("alpha/huge_header.jpg", skipped("image too large: 20000x20000 pixels"), huge_header_jpeg())
-    put("alpha/notes.txt", skipped("not an image extension (.txt)"), b"notes")
-    put("alpha/no_extension", skipped("not an image extension (none)"), good_jpeg)
+    put("alpha/huge_20000x20000.png", skipped(TOO_LARGE), huge_png())
+    put("alpha/huge_header.jpg", skipped(TOO_LARGE), huge_header_jpeg())
+    put("alpha/notes.txt", skipped(f"not an image extension (.txt); allowed: {ALLOWED}"), b"notes")
+    put("alpha/no_extension", skipped(f"not an image extension (none); allowed: {ALLOWED}"), good_jpeg)
     put("alpha/.hidden.jpg", skipped("hidden file"), good_jpeg)
-    put("alpha/._good.jpg", skipped("macOS resource fork"), b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X")
+    put("alpha/._good.jpg", skipped("macOS resource fork (._ file)"), b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X")
     put("alpha/nested/deeper/nested.png", USED, arr=pattern(24, 24, seed=5))
     put("alpha/.thumbnails/thumb.png", skipped("inside a hidden folder"))
     put("__MACOSX/alpha/._good.jpg", skipped("inside a __MACOSX folder"), b"\x00\x05\x16\x07")

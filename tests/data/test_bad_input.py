@@ -1,6 +1,7 @@
 """Bad input: every case of the generated corpus (tests/data/bad_corpus.py) is pinned, used or
 skipped with its reason, and the counts add up; EXIF orientation; the pixel limit's memory."""
 
+import collections
 import importlib.util
 import json
 import os
@@ -16,6 +17,7 @@ from PIL import Image
 from leafnet.data.decode import MAX_PIXELS, decode_image, exif_orientation, image_size
 from leafnet.data.pipeline import load_image
 from leafnet.data.scan import scan_folder
+from leafnet.runs import read_csv
 
 _spec = importlib.util.spec_from_file_location("bad_corpus", Path(__file__).with_name("bad_corpus.py"))
 bad_corpus = sys.modules.setdefault("bad_corpus", importlib.util.module_from_spec(_spec))
@@ -45,25 +47,85 @@ def test_every_case_is_used_or_skipped_with_its_reason_and_the_counts_add_up(cor
     reasons = {os.path.relpath(s["path"], root): s["reason"] for s in scan.skipped}
     assert len(used) + len(reasons) == len(scan.files) + len(scan.skipped) == len(cases)
     assert used == sorted(rel for rel, o in cases.items() if o.used)
-    for rel, outcome in cases.items():
-        if not outcome.used:
-            assert outcome.reason in reasons[rel], (rel, reasons[rel])
+    assert reasons == {rel: o.reason for rel, o in cases.items() if not o.used}
     assert scan.classes == bad_corpus.CLASSES
     report = scan.report()
     assert report["found"] == report["used"] + len(report["skipped"]) == len(cases)
     json.dumps(report, ensure_ascii=False)
     counts = scan.counts()
     assert counts["new\nline"] == counts["ünïcødé 葉"] == counts["beta gamma"] == 1
-    assert sum(o.used for o in cases.values()) == 17 and len(cases) == 36   # the README's figures
+    assert sum(o.used for o in cases.values()) == 17 and len(cases) == 38   # the README's figures
 
 
-def test_data_check_json_report_adds_up(corpus, run_cli, tmp_path):
+def skip_reasons(root: Path, skipped: list[dict]) -> dict[str, str]:
+    return {os.path.relpath(s["path"], root): s["reason"] for s in skipped}
+
+
+def expected_reasons(cases: dict) -> dict[str, str]:
+    return {rel: o.reason for rel, o in cases.items() if not o.used}
+
+
+def test_data_check_prints_and_reports_every_reason(corpus, run_cli, tmp_path):
     root, cases = corpus
     code, out, err = run_cli("data", "check", root, "--json", tmp_path / "r.json")
     assert code == 0, err
     report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
     assert report["found"] == len(cases) and report["used"] + len(report["skipped"]) == len(cases)
-    assert "image too large: 20000x20000 pixels" in out
+    assert skip_reasons(root, report["skipped"]) == expected_reasons(cases)
+    lines = out.splitlines()
+    for reason, n in collections.Counter(expected_reasons(cases).values()).items():
+        assert f"  {n:6d}  {reason}" in lines, reason             # the summary: every reason, counted
+    assert f"    {root / 'alpha/text.jpg'}: {bad_corpus.UNKNOWN_FORMAT}" in lines
+    assert f"    {root / 'alpha/truncated.png'}: {cases['alpha/truncated.png'].reason}" in lines
+
+
+@pytest.mark.slow
+def test_fit_writes_every_reason_to_data_report(corpus, tiny_config, tmp_path):
+    import leafnet
+
+    root, cases = corpus
+    run_dir = tmp_path / "run"
+    leafnet.fit(tiny_config(root, run_dir, transfer__epochs=1, finetune__epochs=0, data__val_split=0.3))
+    report = json.loads((run_dir / "data_report.json").read_text(encoding="utf-8"))
+    assert skip_reasons(root, report["skipped"]) == expected_reasons(cases)
+
+
+@pytest.mark.slow
+def test_predict_error_column_carries_the_reason_and_libjpeg_stays_quiet(corpus, shared_run, capfd, tmp_path):
+    from leafnet.cli import main
+
+    root, cases = corpus
+    undecodable = sorted(rel for rel, o in cases.items() if o.reason.startswith("cannot decode: "))
+    assert len(undecodable) == 9
+    code = main(["predict", str(shared_run[1]), *(str(root / rel) for rel in undecodable),
+                 "--out", str(tmp_path / "p.csv")])
+    err = capfd.readouterr().err
+    assert code == 0, err
+    assert "JFIF" not in err and "JPEG library" not in err      # truncated_chatty.jpg's libjpeg lines
+    rows = read_csv(tmp_path / "p.csv")
+    assert {os.path.relpath(r["path"], root): r["error"] for r in rows} == {rel: cases[rel].reason
+                                                                           for rel in undecodable}
+
+
+def test_libjpeg_lines_stay_off_the_console_of_data_check(tmp_path):
+    """libjpeg prints from C to stderr about a damaged JPEG; the scan names the file instead."""
+    root = tmp_path / "data"
+    for cls in ("a", "b"):
+        (root / cls).mkdir(parents=True)
+        (root / cls / "good.png").write_bytes(bad_corpus.png_bytes(bad_corpus.pattern(20, 20, seed=len(cls))))
+    (root / "a" / "chatty.jpg").write_bytes(bad_corpus.chatty_truncated_jpeg())
+    (root / "a" / "overwritten.jpg").write_bytes(bad_corpus.overwritten_jpeg())
+    script = "import sys; from leafnet.cli import main; sys.exit(main(sys.argv[1:]))"
+    out = subprocess.run([sys.executable, "-c", script, "data", "check", str(root), "--json", str(tmp_path / "r.json")],
+                         capture_output=True, text=True, timeout=120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert out.returncode == 0, out.stderr
+    for line in ("Warning: unknown JFIF revision number 0.00", "Improper call to JPEG library",
+                 "Corrupt JPEG data: 56 extraneous bytes before marker 0xd9"):
+        assert line not in out.stderr
+    assert f"    {root / 'a/chatty.jpg'}: {bad_corpus.CHATTY_FAILED}" in out.stdout.splitlines()
+    report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert report["skipped"] == [{"path": str(root / "a/chatty.jpg"), "reason": bad_corpus.CHATTY_FAILED}]
+    assert report["used"] == 3
 
 
 def test_predict_decoder_agrees_with_the_scan(corpus):
@@ -73,11 +135,11 @@ def test_predict_decoder_agrees_with_the_scan(corpus):
     root, cases = corpus
     for rel, outcome in cases.items():
         path = root / rel
-        if outcome.used or "cannot decode" in outcome.reason or "too large" in outcome.reason:
+        if outcome.used or outcome.reason.startswith("cannot decode: "):
             img, err = _decode(str(path), 16)
             assert (img is not None) == outcome.used, (rel, err)
             if not outcome.used:
-                assert outcome.reason in err
+                assert err == outcome.reason
             else:
                 assert img.shape == (16, 16, 3) and img.dtype == np.uint8
 
