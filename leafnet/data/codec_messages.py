@@ -59,8 +59,9 @@ _DECODER_NOISE = re.compile(
     r"|Unsupported (marker|JPEG)|Improper call to JPEG library|Huffman table 0x|Quantization table 0x"
     r"|Unknown Adobe color transform|Empty JPEG image|Application transferred too many scanlines"
     r"|Maximum supported image dimension|Sampling factors too large)"
-    # TensorFlow's own log lines from its JPEG decoder
-    r"|[IWEF]\d{4} \S+\s+\d+ (jpeg_mem|jpeg_handle)\.cc:\d+\]")
+    # TensorFlow's own log lines from its JPEG decoder, and its notice on the first uint8
+    # graph that oneDNN leaves uint8 ops to Eigen (the same results)
+    r"|[IWEF]\d{4} \S+\s+\d+ ((jpeg_mem|jpeg_handle)\.cc:\d+\]|util\.cc:\d+\] oneDNN supports DT_UINT8)")
 
 
 def is_decoder_noise(line: str) -> bool:

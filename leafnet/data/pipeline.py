@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
+from leafnet.data.codec_messages import quiet_decoders
 from leafnet.data.decode import decode_image  # the decoder (EXIF orientation, pixel limit)
 from leafnet.runs import atomic_path
 
@@ -142,12 +143,13 @@ class ImageSet:
             print(f"decoding {len(self)} {label} images at {self.size}x{self.size}")
             bar = progress_bar(len(self), unit_name="image")
         i = 0
-        for batch in ds:
-            batch = batch.numpy()
-            out[i:i + len(batch)] = batch
-            i += len(batch)
-            if bar:
-                bar.update(i)
+        with quiet_decoders():   # a damaged-but-decodable JPEG was reported by the scan already
+            for batch in ds:
+                batch = batch.numpy()
+                out[i:i + len(batch)] = batch
+                i += len(batch)
+                if bar:
+                    bar.update(i)
 
     def cache(self, mode: str, cache_dir: str | os.PathLike | None = None,
               hashes: Sequence[str] | None = None, progress: bool = False, label: str = "") -> str:
