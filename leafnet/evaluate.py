@@ -2,17 +2,19 @@
 
 Writes to ``RUN/eval/``:
 
-- ``<subset>.json``: accuracy, mean per-class accuracy, per-class precision / recall / F1,
+- ``<stem>.json``: accuracy, mean per-class accuracy, per-class precision / recall / F1,
   top-k accuracy, cross-entropy, the confusion matrix and the most-confused pairs;
-- ``<subset>_predictions.csv``: path, true, predicted, confidence, loss (highest loss first);
-- ``<subset>_confusion.png`` (counts), ``<subset>_confusion_normalized.png`` (row shares),
-  ``<subset>_top_losses.png`` (the 16 images with the highest loss).
+- ``<stem>_predictions.csv``: path, true, predicted, confidence, loss (highest loss first);
+- ``<stem>_confusion.png`` (counts), ``<stem>_confusion_normalized.png`` (row shares),
+  ``<stem>_top_losses.png`` (the 16 images with the highest loss).
 
-``subset`` is ``train``, ``val`` or, with ``data=DIR``, the folder's name.
+``stem`` is the subset (``train``, ``val`` or, with ``data=DIR``, the folder's name), with
+``_tta`` appended under test-time augmentation, so TTA numbers never replace the plain ones.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Sequence
@@ -23,6 +25,10 @@ from leafnet.errors import DataError, LeafnetError
 from leafnet.runs import RunDir, inside, io_guard, is_run_dir, safe_filename, write_csv, write_json
 
 PREDICTIONS_HEADER = ["path", "true", "predicted", "confidence", "loss"]
+EVAL_DIR = "eval"
+EVAL_SUFFIXES = {"report": ".json", "predictions": "_predictions.csv", "confusion": "_confusion.png",
+                 "confusion_normalized": "_confusion_normalized.png", "top_losses": "_top_losses.png"}
+SUBSET_ORDER = ("val", "test", "train")     # how pages list the evaluations
 
 
 def run_image_size(run: RunDir, model=None) -> int:
@@ -107,30 +113,39 @@ def compute_metrics(y: np.ndarray, probs: np.ndarray, classes: Sequence[str], to
     }, pred, losses
 
 
-def plot_top_losses(rows: Sequence[dict], path, n: int = 16, title: str = "") -> None:
-    """A grid of the ``n`` highest-loss images: true / predicted / confidence in each title."""
-    from PIL import Image
+def eval_label(subset: str, tta: bool) -> str:
+    """How pages and figures name an evaluation: ``val``, ``val (TTA)``."""
+    return f"{subset} (TTA)" if tta else subset
 
-    from leafnet.plots import _pyplot, _save
 
-    plt = _pyplot()
-    rows = list(rows)[:n]
-    cols = 4
-    nrows = max(1, -(-len(rows) // cols))
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 3.4 * nrows), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, r in zip(axes.ravel(), rows):
+def eval_stem(subset: str, tta: bool) -> str:
+    """The file-name stem of an evaluation under ``RUN/eval/``: ``val``, ``val_tta``."""
+    return f"{subset}_tta" if tta else subset
+
+
+def eval_files(run_dir: str | os.PathLike, stem: str) -> dict[str, Path]:
+    """The files of one evaluation, by kind (see the module docstring)."""
+    out = Path(run_dir) / EVAL_DIR
+    return {kind: out / f"{stem}{suffix}" for kind, suffix in EVAL_SUFFIXES.items()}
+
+
+def saved_evaluations(run_dir: str | os.PathLike) -> list[dict]:
+    """Every evaluation under ``RUN/eval/`` (any ``<stem>.json``), each report with ``label``
+    and ``paths`` (its files that exist, by kind). Order: val, test, train, other subsets by
+    name; each plain before TTA."""
+    found = []
+    for path in sorted((Path(run_dir) / EVAL_DIR).glob("*.json")):
         try:
-            with Image.open(r["path"]) as im:
-                ax.imshow(np.asarray(im.convert("RGB")))
-        except Exception:  # noqa: BLE001 - a picture that PIL cannot show is still listed
-            ax.text(0.5, 0.5, "(cannot show)", ha="center", va="center", transform=ax.transAxes)
-        ax.set_title(f"true: {r['true']}\npred: {r['predicted']} ({r['confidence']:.2f})\nloss {r['loss']:.2f}",
-                     fontsize=8, color="black" if r["true"] == r["predicted"] else "darkred")
-    fig.suptitle(title or f"top {len(rows)} losses")
-    fig.tight_layout()
-    _save(fig, path)
+            report = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(report, dict) or "subset" not in report or "accuracy" not in report:
+            continue
+        tta = bool(report.get("tta"))
+        paths = {k: p for k, p in eval_files(run_dir, path.stem).items() if p.is_file()}
+        found.append({**report, "tta": tta, "label": eval_label(str(report["subset"]), tta), "paths": paths})
+    order = {name: i for i, name in enumerate(SUBSET_ORDER)}
+    return sorted(found, key=lambda r: (order.get(r["subset"], len(order)), str(r["subset"]), r["tta"]))
 
 
 def _subset_files(run: RunDir, subset: str, data, classes: list[str]) -> tuple[str, list[str], np.ndarray]:
@@ -155,7 +170,7 @@ def _subset_files(run: RunDir, subset: str, data, classes: list[str]) -> tuple[s
 
 def evaluate(run_dir: str | os.PathLike, subset: str = "val", data: str | os.PathLike | None = None,
              tta: bool = False, top_k: int = 5, batch_size: int = 64, plots: bool = True) -> dict:
-    """Evaluate a finished run; write ``RUN/eval/<subset>.*``; return the report (``<subset>.json``).
+    """Evaluate a finished run; write ``RUN/eval/<stem>.*``; return the report (``<stem>.json``).
 
     Args:
         run_dir: the run folder.
@@ -184,12 +199,10 @@ def evaluate(run_dir: str | os.PathLike, subset: str = "val", data: str | os.Pat
     rows = [{"path": paths[i], "true": classes[labels[i]], "predicted": classes[pred[i]],
              "confidence": float(conf[i]), "loss": float(losses[i])} for i in order]
 
-    out = run.root / "eval"
-    files = {"report": out / f"{name}.json", "predictions": out / f"{name}_predictions.csv"}
-    if plots:
-        files.update(confusion=out / f"{name}_confusion.png",
-                     confusion_normalized=out / f"{name}_confusion_normalized.png",
-                     top_losses=out / f"{name}_top_losses.png")
+    stem, label = eval_stem(name, tta), eval_label(name, tta)
+    files = eval_files(run.root, stem)
+    if not plots:
+        files = {k: files[k] for k in ("report", "predictions")}
     files = {k: inside(run.root, v) for k, v in files.items()}
     report = {"run": str(run.root), "subset": name, "data": str(Path(data).resolve()) if data else None,
               "tta": bool(tta), "image_size": size, **report,
@@ -200,16 +213,17 @@ def evaluate(run_dir: str | os.PathLike, subset: str = "val", data: str | os.Pat
                   ([r["path"], r["true"], r["predicted"], f"{r['confidence']:.6f}", f"{r['loss']:.6f}"]
                    for r in rows))
         if plots:
-            from leafnet.plots import plot_confusion
+            from leafnet.plots import plot_confusion, plot_top_losses
 
             cm = np.array(report["confusion"])
-            title = f"{name} ({len(rows)} images{', TTA' if tta else ''}), accuracy {report['accuracy']:.3f}"
-            plot_confusion(cm, classes, files["confusion"], title=title)
-            plot_confusion(cm, classes, files["confusion_normalized"], title=title + " (row shares)", normalized=True)
-            plot_top_losses(rows, files["top_losses"], title=f"{name}: the {min(16, len(rows))} highest losses")
+            title = f"{label}: {len(rows)} images, accuracy {report['accuracy']:.3f}"
+            plot_confusion(cm, classes, files["confusion"], title=title + ", counts")
+            plot_confusion(cm, classes, files["confusion_normalized"], title=title + ", row-normalised",
+                           normalized=True)
+            plot_top_losses(rows, files["top_losses"], title=f"{label}: the {min(16, len(rows))} highest losses")
         write_json(files["report"], report)
 
-    io_guard(write, f"the evaluation files in {out}")
+    io_guard(write, f"the evaluation files in {run.root / EVAL_DIR}")
     return report
 
 

@@ -1,9 +1,10 @@
-"""Pictures a person judges a run by: training curves and confusion matrices (matplotlib, Agg)."""
+"""Pictures a person judges a run by: training curves, confusion matrices, top losses, search
+(matplotlib, Agg)."""
 
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -19,9 +20,15 @@ def _pyplot():
     return plt
 
 
+RESTORED = "restored weights"   # the legend entry of the epoch each phase ended on
+COUNTS_UP_TO = 12               # classes up to which a row-normalised matrix also shows its counts
+
+
 def _save(fig, path: str | os.PathLike) -> None:
+    """Write ``fig`` as PNG, its title also in the file's ``Title`` field (what viewers list)."""
+    title = fig.get_suptitle() or next((ax.get_title() for ax in fig.axes if ax.get_title()), "")
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata={"Title": title} if title else None)
     _pyplot().close(fig)
 
 
@@ -29,14 +36,22 @@ def _floats(rows: Sequence[dict], key: str) -> np.ndarray:
     return np.array([float(r[key]) if r.get(key) not in (None, "") else np.nan for r in rows])
 
 
-def plot_curves(history: Sequence[dict], path: str | os.PathLike, title: str = "") -> None:
-    """Loss, accuracy and learning rate per epoch, with the phase boundaries marked."""
+def curves_figure(history: Sequence[dict], title: str = "", restored: Mapping[str, int] | None = None):
+    """The figure of :func:`plot_curves` (returned unsaved, for a caller to inspect or save).
+
+    ``restored``: phase -> the epoch whose weights the phase ended on
+    (:func:`leafnet.history.restored_epochs`), drawn as a dotted red line labelled ``RESTORED``.
+    """
     plt = _pyplot()
     epochs = _floats(history, "epoch")
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for ax, key, name in ((axes[0], "loss", "loss"), (axes[1], "accuracy", "accuracy")):
         ax.plot(epochs, _floats(history, key), "o-", ms=3, label=f"train {name}")
-        ax.plot(epochs, _floats(history, f"val_{key}"), "o-", ms=3, label=f"val {name}")
+        val = _floats(history, f"val_{key}")
+        ax.plot(epochs, val, "o-", ms=3, label=f"val {name}")
+        for i, epoch in enumerate(sorted((restored or {}).values())):
+            ax.axvline(epoch, color="tab:red", ls=":", lw=1.5, label=RESTORED if i == 0 else "_nolegend_")
+            ax.plot(epochs[epochs == epoch], val[epochs == epoch], "*", color="tab:red", ms=11, label="_nolegend_")
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
@@ -46,34 +61,42 @@ def plot_curves(history: Sequence[dict], path: str | os.PathLike, title: str = "
     axes[2].set_ylabel("learning rate")
     axes[2].grid(alpha=0.3, which="both")
     phases = [r["phase"] for r in history]
-    for i in range(1, len(phases)):
-        if phases[i] != phases[i - 1]:
-            for ax in axes:
-                ax.axvline(epochs[i] - 0.5, color="gray", ls="--", lw=1)
-                ax.text(epochs[i] - 0.5, 1.0, f" {phases[i]}", transform=ax.get_xaxis_transform(),
-                        va="top", ha="left", fontsize=8, color="gray")
-    if phases:
+    starts = [i for i in range(len(phases)) if i == 0 or phases[i] != phases[i - 1]]
+    for i in starts:   # phase names above the axes, where no legend can cover them
         for ax in axes:
-            ax.text(epochs[0], 1.0, f"{phases[0]}", transform=ax.get_xaxis_transform(), va="top", ha="left",
-                    fontsize=8, color="gray")
+            if i:
+                ax.axvline(epochs[i] - 0.5, color="gray", ls="--", lw=1)
+            ax.text(epochs[i] - (0.5 if i else 0), 1.01, f" {phases[i]}", transform=ax.get_xaxis_transform(),
+                    va="bottom", ha="left", fontsize=8, color="gray")
     axes[0].legend()
     axes[1].legend()
     axes[1].set_ylim(0, 1.02)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    _save(fig, path)
+    return fig
 
 
-def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: str | os.PathLike, title: str = "",
-                   normalized: bool = False) -> None:
-    """Colour by row-normalised share (readable with 14+ classes); each cell shows its count,
-    or with ``normalized`` its share of the true class."""
+def plot_curves(history: Sequence[dict], path: str | os.PathLike, title: str = "",
+                restored: Mapping[str, int] | None = None) -> None:
+    """Loss, accuracy and learning rate per epoch, with the phase boundaries and the epochs
+    whose weights each phase kept (``restored``) marked."""
+    _save(curves_figure(history, title, restored), path)
+
+
+def row_normalised(matrix) -> np.ndarray:
+    """Each row divided by its sum (the share of the true class); a row without images stays 0."""
+    matrix = np.asarray(matrix)
+    rows = matrix.sum(axis=1, keepdims=True)
+    return np.divide(matrix, rows, out=np.zeros(matrix.shape, dtype=float), where=rows > 0)
+
+
+def confusion_figure(matrix, classes: Sequence[str], title: str = "", normalized: bool = False):
+    """The figure of :func:`plot_confusion`, returned unsaved."""
     plt = _pyplot()
     matrix = np.asarray(matrix)
     n = len(classes)
-    rows = matrix.sum(axis=1, keepdims=True)
-    share = np.divide(matrix, rows, out=np.zeros_like(matrix, dtype=float), where=rows > 0)
+    share = row_normalised(matrix)
     side = max(5.0, 0.5 * n + 2.5)
     fig, ax = plt.subplots(figsize=(side + 1.2, side))
     im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
@@ -85,10 +108,43 @@ def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: str | os.Pa
     for i in range(n):
         for j in range(n):
             if matrix[i, j]:
-                text = f"{share[i, j]:.2f}" if normalized else str(int(matrix[i, j]))
+                count = str(int(matrix[i, j]))
+                text = (f"{share[i, j]:.2f}" + (f"\n({count})" if n <= COUNTS_UP_TO else "")) if normalized else count
                 ax.text(j, i, text, ha="center", va="center", fontsize=7,
                         color="white" if share[i, j] > 0.5 else "black")
     ax.set_title(title or ("confusion matrix (row-normalised)" if normalized else "confusion matrix"))
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: str | os.PathLike, title: str = "",
+                   normalized: bool = False) -> None:
+    """Colour by row-normalised share (readable with 14+ classes); each cell shows its count,
+    or with ``normalized`` its share of the true class (each row sums to 1), and its count in
+    brackets up to ``COUNTS_UP_TO`` classes."""
+    _save(confusion_figure(matrix, classes, title, normalized), path)
+
+
+def plot_top_losses(rows: Sequence[dict], path: str | os.PathLike, n: int = 16, title: str = "") -> None:
+    """A grid of the ``n`` highest-loss images: true / predicted / confidence in each title."""
+    from PIL import Image
+
+    plt = _pyplot()
+    rows = list(rows)[:n]
+    cols = 4
+    nrows = max(1, -(-len(rows) // cols))
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 3.4 * nrows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, r in zip(axes.ravel(), rows):
+        try:
+            with Image.open(r["path"]) as im:
+                ax.imshow(np.asarray(im.convert("RGB")))
+        except Exception:  # noqa: BLE001 - a picture that PIL cannot show is still listed
+            ax.text(0.5, 0.5, "(cannot show)", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title(f"true: {r['true']}\npred: {r['predicted']} ({r['confidence']:.2f})\nloss {r['loss']:.2f}",
+                     fontsize=8, color="black" if r["true"] == r["predicted"] else "darkred")
+    fig.suptitle(title or f"top {len(rows)} losses")
     fig.tight_layout()
     _save(fig, path)
 

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,7 +80,7 @@ def test_tta_averages_the_flips(trained):
     run, run_dir = trained
     report = evaluate(run_dir, subset="val", tta=True, plots=False)
     assert report["tta"] is True
-    rows = {r["path"]: r for r in read_csv(run_dir / "eval" / "val_predictions.csv")}
+    rows = {r["path"]: r for r in read_csv(run_dir / "eval" / "val_tta_predictions.csv")}
     paths = sorted(rows)[:6]
     x = np.stack([load_image(p, 32).numpy() for p in paths]).astype("float32")
     model = keras.saving.load_model(run_dir / "model.keras")
@@ -88,6 +89,39 @@ def test_tta_averages_the_flips(trained):
     for p, pr in zip(paths, probs):
         assert rows[p]["predicted"] == run.classes[int(pr.argmax())]
         assert float(rows[p]["confidence"]) == pytest.approx(float(pr.max()), abs=1e-5)
+
+
+def test_tta_files_are_named_and_titled_tta_beside_the_plain_ones(trained, val_report):
+    from PIL import Image
+
+    from leafnet.evaluate import evaluate, saved_evaluations
+
+    _, run_dir = trained
+    plain = json.loads((run_dir / "eval" / "val.json").read_text())
+    plain_rows = read_csv(run_dir / "eval" / "val_predictions.csv")
+    report = evaluate(run_dir, subset="val", tta=True, top_k=2)
+    names = {k: Path(v).name for k, v in report["files"].items()}
+    assert names == {"report": "val_tta.json", "predictions": "val_tta_predictions.csv",
+                     "confusion": "val_tta_confusion.png", "confusion_normalized": "val_tta_confusion_normalized.png",
+                     "top_losses": "val_tta_top_losses.png"}
+    assert json.loads((run_dir / "eval" / "val_tta.json").read_text())["tta"] is True
+    # the plain evaluation is still there, unchanged
+    assert json.loads((run_dir / "eval" / "val.json").read_text()) == plain == val_report
+    assert read_csv(run_dir / "eval" / "val_predictions.csv") == plain_rows
+    acc = f"{report['accuracy']:.3f}"
+    titles = {}
+    for stem in ("val", "val_tta"):
+        for kind in ("confusion", "confusion_normalized", "top_losses"):
+            with Image.open(run_dir / "eval" / f"{stem}_{kind}.png") as im:
+                titles[stem, kind] = im.info["Title"]
+    assert titles["val_tta", "confusion"] == f"val (TTA): 20 images, accuracy {acc}, counts"
+    assert titles["val_tta", "confusion_normalized"] == f"val (TTA): 20 images, accuracy {acc}, row-normalised"
+    assert titles["val_tta", "top_losses"] == "val (TTA): the 16 highest losses"
+    assert titles["val", "top_losses"] == "val: the 16 highest losses"
+    assert not any("TTA" in t for (stem, _), t in titles.items() if stem == "val")
+    found = saved_evaluations(run_dir)
+    assert [(e["label"], e["paths"]["report"].name) for e in found][:2] == [("val", "val.json"),
+                                                                            ("val (TTA)", "val_tta.json")]
 
 
 def test_cli_on_a_labelled_folder(trained, leaves, run_cli):

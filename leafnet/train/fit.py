@@ -407,18 +407,22 @@ def finish_run(run: RunDir, cfg: Config, model, spec, classes, train, val, histo
                test=None) -> None:
     """Write model.keras, metrics.json and the plots of a completed run; with ``test`` (the
     held-out images), metrics.json's ``test`` block and plots/confusion_test.png."""
+    from leafnet.history import restored_epochs
     from leafnet.plots import plot_confusion, plot_curves
+    from leafnet.train.trainer import plan_phases
 
     io_guard(lambda: save_keras(model, run.model), str(run.model))
     results = model.evaluate(val.dataset(cfg.data.batch_size), verbose=0, return_dict=True)
     ev = evaluate_split(model, val, classes, cfg.data.batch_size)
     best = min(history, key=lambda r: r["val_loss"]) if history else {}
+    restored = restored_epochs(history, {p.name: p.cfg.monitor for p in plan_phases(cfg)})
     metrics = {
         "val_accuracy": ev["accuracy"], "val_loss": float(results["loss"]), "val_crossentropy": ev["crossentropy"],
         "mean_class_accuracy": ev["mean_class_accuracy"],
         "per_class": ev["per_class"], "confusion": ev["confusion"], "classes": classes,
         "train_images": len(train), "val_images": len(val), "epochs": len(history),
-        "best_val_loss_epoch": best.get("epoch"), "backbone": spec.name, "image_size": cfg.data.image_size,
+        "best_val_loss_epoch": best.get("epoch"), "restored_epochs": restored, "backbone": spec.name,
+        "image_size": cfg.data.image_size,
         "train_seconds_this_session": round(seconds, 1),
     }
     if test is not None:
@@ -426,11 +430,12 @@ def finish_run(run: RunDir, cfg: Config, model, spec, classes, train, val, histo
         metrics["test"] = {"accuracy": held["accuracy"], "crossentropy": held["crossentropy"],
                            "mean_class_accuracy": held["mean_class_accuracy"], "images": len(test),
                            "per_class": held["per_class"], "confusion": held["confusion"]}
-        plot_confusion(np.array(held["confusion"]), classes, run.plots / "confusion_test.png",
-                       title=f"test, held out ({len(test)} images), accuracy {held['accuracy']:.3f}")
-    plot_curves(history, run.plots / "curves.png", title=f"{spec.name} on {len(classes)} classes")
-    plot_confusion(np.array(ev["confusion"]), classes, run.plots / "confusion_val.png",
-                   title=f"validation ({len(val)} images), accuracy {ev['accuracy']:.3f}")
+        plot_confusion(np.array(held["confusion"]), classes, run.plots / "confusion_test.png", normalized=True,
+                       title=f"test, held out: {len(test)} images, accuracy {held['accuracy']:.3f}, row-normalised")
+    plot_curves(history, run.plots / "curves.png", title=f"{spec.name} on {len(classes)} classes", restored=restored)
+    plot_confusion(np.array(ev["confusion"]), classes, run.plots / "confusion_val.png", normalized=True,
+                   title=f"validation at the end of fit: {len(val)} images, accuracy {ev['accuracy']:.3f}, "
+                         "row-normalised")
     io_guard(lambda: write_json(run.metrics, metrics), str(run.metrics))
 
 

@@ -32,6 +32,7 @@ import numpy as np
 from leafnet.config import Config, PhaseConfig
 from leafnet.console import interactive, progress_bar
 from leafnet.errors import LeafnetError, TrainingDiverged
+from leafnet.history import improved
 from leafnet.runs import RunDir, atomic_path, io_guard, read_csv, save_keras, write_csv, write_json
 
 HISTORY_COLUMNS = ["phase", "epoch", "phase_epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy",
@@ -116,12 +117,6 @@ class TrainState:
     def from_dict(cls, d: dict) -> "TrainState":
         d = {k: v for k, v in d.items() if k != "version"}
         return cls(**d)
-
-
-def _improved(monitor: str, value: float, best: float | None) -> bool:
-    if best is None:
-        return True
-    return value < best if monitor.endswith("loss") else value > best
 
 
 def _save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -602,14 +597,14 @@ class Trainer:
         state.epochs, state.phase_epochs = n + 1, state.phase_epochs + 1
 
         tag = f"{n + 1:05d}"
-        if _improved(monitor, value, state.phase_best):
+        if improved(monitor, value, state.phase_best):
             # The phase's best weights are this epoch's backup (its optimizer part is not read).
             state.phase_best, state.phase_best_epoch, state.wait, state.plateau_wait = value, n + 1, 0, 0
             state.phase_best_weights = f"epoch-{tag}.npz"
         else:
             state.wait += 1
             state.plateau_wait += 1
-        if _improved(monitor, value, state.best):
+        if improved(monitor, value, state.best):
             state.best, state.best_weights, state.best_saved = value, f"epoch-{tag}.npz", False
             # best.keras at once in a cluster (saving runs collectives: every worker saves,
             # the others into their scratch folders, at the same epochs) or when the last
