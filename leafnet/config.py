@@ -53,7 +53,8 @@ class DataConfig:
     test: Optional[str] = setting(None, "folder of class sub-folders held out for testing: never used for training or "
                                   "model selection, evaluated once at the end (metrics.json's test block)")
     demo: bool = setting(False, "train on the embedded synthetic leaves (generated on first use)")
-    val_split: float = setting(1 / 6, "fraction of each class held out for validation (5:1 by default)", gt=0.0, lt=1.0)
+    val_split: float = setting(1 / 6, "fraction of each class held out for validation (5:1 by default; 0: no "
+                               "validation, every image trains and the last epoch is the model)", ge=0.0, lt=1.0)
     image_size: Optional[int] = setting(None, "square input size in pixels (null: the backbone's default)", ge=16, le=2048)
     batch_size: int = setting(32, "images per training step", ge=1, le=65536)
     cache: str = setting("auto", "keep decoded images in memory, in a file in the run folder, or re-read them every epoch "

@@ -273,8 +273,11 @@ class Run:
         where = shlex.quote(_shown(self.root))
         lines = [f"{m.get('backbone')} at {m.get('image_size')} px, {m.get('epochs')} epochs, "
                  f"{m.get('train_images')} train / {m.get('val_images')} val images"]
-        lines.append(f"  val accuracy {m['val_accuracy']:.2%}   mean per-class accuracy "
-                     f"{m['mean_class_accuracy']:.2%}   val loss {m['val_loss']:.4f}")
+        if m.get("val_accuracy") is None:
+            lines.append("  no validation (val_split 0): the model is the last epoch's weights")
+        else:
+            lines.append(f"  val accuracy {m['val_accuracy']:.2%}   mean per-class accuracy "
+                         f"{m['mean_class_accuracy']:.2%}   val loss {m['val_loss']:.4f}")
         test = m.get("test")
         if test:
             lines.append(f"  test accuracy {test['accuracy']:.2%}   mean per-class accuracy "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import time
 from pathlib import Path
 
 import pytest
@@ -152,7 +153,9 @@ def test_every_documented_command_runs(doc, workspace, monkeypatch):
         if needs_outside(comment):
             continue   # parsed in test_every_documented_command_parses
         argv = tiny(shlex.split(text))
+        t0 = time.perf_counter()
         code, out, err = _run(argv, workspace)
+        print(f"{time.perf_counter() - t0:6.1f}s  leafnet {shlex.join(argv)}")
         if code != 0 or "error:" in err:
             failures.append(f"{doc.name}:{line}: `leafnet {shlex.join(argv)}` exited {code}: "
                             f"{(err or out).strip()[-600:]}")

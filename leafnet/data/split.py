@@ -21,7 +21,7 @@ def stratified_split(labels: Sequence[int], hashes: Sequence[str], val_fraction:
     Args:
         labels: class index per file.
         hashes: content hash per file.
-        val_fraction: fraction of each class for validation, in (0, 1).
+        val_fraction: fraction of each class for validation, in [0, 1) (0: none).
         seed: split seed.
     """
     labels = np.asarray(labels)
@@ -33,6 +33,8 @@ def stratified_split(labels: Sequence[int], hashes: Sequence[str], val_fraction:
         # A group whose copies sit in several classes goes with its first file's class.
         by_class[int(labels[members[0]])].append(members)
     is_val = np.zeros(len(labels), dtype=bool)
+    if val_fraction <= 0:
+        return is_val
     for label in sorted(by_class):
         class_groups = sorted(by_class[label], key=lambda g: hashes[g[0]])
         rng = np.random.default_rng([seed, label])

@@ -103,8 +103,8 @@ def pretext(config: Config | dict | str | os.PathLike | None = None, task: str |
         >>> leafnet.fit({"data": {"data": "leaves/"}, "model": {"backbone": "simple-cnn",
         ...              "weights": str(run.root)}})
     """
-    from leafnet.train.fit import (as_config, build_model, check_existing, finish_run, resolve_config, stored_form,
-                                   to_yaml)
+    from leafnet.train.fit import (as_config, build_model, check_existing, finish_run, refuse_without_validation,
+                                   resolve_config, stored_form, to_yaml)
 
     task = get_task(task)
     cfg = as_config(config, **flags)
@@ -114,6 +114,7 @@ def pretext(config: Config | dict | str | os.PathLike | None = None, task: str |
     if not has_data_source(cfg):
         raise DataError("no data given: use --data DIR (any folder of images; labels are ignored), "
                         "--train DIR --val DIR, or --demo")
+    refuse_without_validation(cfg, "a pretext run keeps its best epoch")
     notes = task.adapt_config(cfg)
     if cfg.model.weights is None:
         cfg.model.weights = "none"   # a pretext task pre-trains from scratch unless told otherwise

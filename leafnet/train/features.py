@@ -113,7 +113,6 @@ class FeatureCache:
 
     def _compute(self, out: np.ndarray, model, seed: int, augment: bool, batch_size: int, progress: bool,
                  label: str) -> None:
-        import keras
         import tensorflow as tf
 
         from leafnet.train.trainer import epoch_seed, reseed

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from leafnet.config import Config, config_from_dict, has_data_source, read_yaml
-from leafnet.errors import DataError, LeafnetError
+from leafnet.errors import ConfigError, DataError, LeafnetError
 from leafnet.runs import Run, RunDir, default_run_dir, io_guard, save_keras, write_json, write_text
 
 if TYPE_CHECKING:
@@ -261,7 +261,7 @@ def _fit(cfg: Config, exec_cfg: Config, spec, strategy, split, run: RunDir) -> R
     classes = split.classes
     train_paths, train_labels, train_hashes = split.subset(val=False)
     val_paths, val_labels, val_hashes = split.subset(val=True)
-    if not val_paths:
+    if not val_paths and not without_validation(cfg):
         raise DataError("the validation set is empty: use more images per class or a larger --val-split")
     if multiworker:
         _same_data_everywhere(strategy, split, chief=True)
@@ -278,9 +278,14 @@ def _fit(cfg: Config, exec_cfg: Config, spec, strategy, split, run: RunDir) -> R
             print(f"run folder: {run.root}  (if interrupted, rerun the same command with --run-dir {run.root} to resume)")
             print(summarize(split))
         train = ImageSet(train_paths, train_labels, len(classes), size)
-        val = ImageSet(val_paths, val_labels, len(classes), size)
         mode = train.cache(cfg.data.cache, run.cache, train_hashes, progress=bool(verbose), label="train")
-        val.cache(mode, run.cache, val_hashes, progress=bool(verbose), label="val")
+        val = None
+        if val_paths:
+            val = ImageSet(val_paths, val_labels, len(classes), size)
+            val.cache(mode, run.cache, val_hashes, progress=bool(verbose), label="val")
+        elif verbose:
+            print("note: --val-split 0: no validation; every image trains, with no best checkpoint or early "
+                  "stopping, and the last epoch's weights are the model")
 
         from_scratch = cfg.model.weights == "none"
         if from_scratch and cfg.transfer.epochs > 0 and verbose:
@@ -304,6 +309,17 @@ def _fit(cfg: Config, exec_cfg: Config, spec, strategy, split, run: RunDir) -> R
     if verbose:
         print(result.summary())
     return result
+
+
+def without_validation(cfg: Config) -> bool:
+    """``data.val_split: 0`` on one folder: every image trains and nothing is validated."""
+    return cfg.data.val_split == 0 and not cfg.data.val
+
+
+def refuse_without_validation(cfg: Config, why: str) -> None:
+    if without_validation(cfg):
+        raise ConfigError(f"{why} on the validation set: --val-split must be > 0 (or give --train DIR --val DIR); "
+                          "received 0")
 
 
 def _held_out(split: SplitData, cfg: Config, run: RunDir, mode: str, verbose: int):
@@ -389,9 +405,10 @@ def _fit_worker(cfg: Config, exec_cfg: Config, spec, strategy, split, root: Path
         with strategy.scope():
             model = build_model(cfg, spec, len(classes))
             train = ImageSet(tp, tl, len(classes), size)
-            val = ImageSet(vp, vl, len(classes), size)
             mode = train.cache(cfg.data.cache, scratch.cache, th, progress=False, label="train")
-            val.cache(mode, scratch.cache, vh, progress=False, label="val")
+            val = ImageSet(vp, vl, len(classes), size) if vp else None
+            if val is not None:
+                val.cache(mode, scratch.cache, vh, progress=False, label="val")
             class_weight = _class_weights(train.labels, len(classes)) if cfg.data.balance == "weights" else None
             trainer = Trainer(quiet, scratch, spec, model, train, val, class_weight=class_weight,
                               from_scratch=cfg.model.weights == "none", steps=_steps(strategy, exec_cfg), chief=False)
@@ -412,19 +429,26 @@ def finish_run(run: RunDir, cfg: Config, model, spec, classes, train, val, histo
     from leafnet.train.trainer import plan_phases
 
     io_guard(lambda: save_keras(model, run.model), str(run.model))
-    results = model.evaluate(val.dataset(cfg.data.batch_size), verbose=0, return_dict=True)
-    ev = evaluate_split(model, val, classes, cfg.data.batch_size)
-    best = min(history, key=lambda r: r["val_loss"]) if history else {}
+    validated = [r for r in history if r.get("val_loss") is not None]
+    best = min(validated, key=lambda r: r["val_loss"]) if validated else {}
     restored = restored_epochs(history, {p.name: p.cfg.monitor for p in plan_phases(cfg)})
     metrics = {
-        "val_accuracy": ev["accuracy"], "val_loss": float(results["loss"]), "val_crossentropy": ev["crossentropy"],
-        "mean_class_accuracy": ev["mean_class_accuracy"],
-        "per_class": ev["per_class"], "confusion": ev["confusion"], "classes": classes,
-        "train_images": len(train), "val_images": len(val), "epochs": len(history),
+        "val_accuracy": None, "val_loss": None, "val_crossentropy": None, "mean_class_accuracy": None,
+        "per_class": None, "confusion": None, "classes": classes,
+        "train_images": len(train), "val_images": len(val) if val is not None else 0, "epochs": len(history),
         "best_val_loss_epoch": best.get("epoch"), "restored_epochs": restored, "backbone": spec.name,
         "image_size": cfg.data.image_size,
         "train_seconds_this_session": round(seconds, 1),
     }
+    if val is not None:
+        results = model.evaluate(val.dataset(cfg.data.batch_size), verbose=0, return_dict=True)
+        ev = evaluate_split(model, val, classes, cfg.data.batch_size)
+        metrics.update({"val_accuracy": ev["accuracy"], "val_loss": float(results["loss"]),
+                        "val_crossentropy": ev["crossentropy"], "mean_class_accuracy": ev["mean_class_accuracy"],
+                        "per_class": ev["per_class"], "confusion": ev["confusion"]})
+        plot_confusion(np.array(ev["confusion"]), classes, run.plots / "confusion_val.png", normalized=True,
+                       title=f"validation at the end of fit: {len(val)} images, accuracy {ev['accuracy']:.3f}, "
+                             "row-normalised")
     if test is not None:
         held = evaluate_split(model, test, classes, cfg.data.batch_size)
         metrics["test"] = {"accuracy": held["accuracy"], "crossentropy": held["crossentropy"],
@@ -433,9 +457,6 @@ def finish_run(run: RunDir, cfg: Config, model, spec, classes, train, val, histo
         plot_confusion(np.array(held["confusion"]), classes, run.plots / "confusion_test.png", normalized=True,
                        title=f"test, held out: {len(test)} images, accuracy {held['accuracy']:.3f}, row-normalised")
     plot_curves(history, run.plots / "curves.png", title=f"{spec.name} on {len(classes)} classes", restored=restored)
-    plot_confusion(np.array(ev["confusion"]), classes, run.plots / "confusion_val.png", normalized=True,
-                   title=f"validation at the end of fit: {len(val)} images, accuracy {ev['accuracy']:.3f}, "
-                         "row-normalised")
     io_guard(lambda: write_json(run.metrics, metrics), str(run.metrics))
 
 

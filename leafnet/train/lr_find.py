@@ -76,8 +76,6 @@ def lr_find(config: Any = None, phase: str = "transfer", start_lr: float = 1e-7,
     Returns:
         An :class:`LRFindResult`.
     """
-    import keras
-
     from leafnet.config import has_data_source
     from leafnet.data.pipeline import ImageSet, epoch_order
     from leafnet.data.prepare import scan_and_split

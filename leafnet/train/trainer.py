@@ -390,7 +390,8 @@ class Trainer:
                       progress=cfg.run.verbose == 1)
         train = FeatureCache(self.model, self.train, copies=copies, augment=why == "augmented copies",
                              label="train", **common)
-        val = FeatureCache(self.model, self.val, copies=1, augment=False, label="val", **common)
+        val = None if self.val is None else FeatureCache(self.model, self.val, copies=1, augment=False,
+                                                         label="val", **common)
         self._log(f"  feature cache ({why}{f', {copies} copies' if copies > 1 else ''}): the head trains on "
                   f"{train.features.shape[2:]} backbone features computed once")
         return train, val
@@ -534,7 +535,8 @@ class Trainer:
                           f"({sum(counts.values()):,} trainable weights); optimizer restarted")
             cached = self._features is not None
             fit_model = self._features[0].head_part if cached else self.model
-            val_ds = self._features[1].dataset(bs) if cached else self.val.dataset(bs)
+            val_set = self._features[1] if cached else self.val
+            val_ds = None if val_set is None else val_set.dataset(bs)   # None: no validation (val_split 0)
             steps = self._steps_per_epoch()
             k = self._segment(phase, state)
             n0, k0 = state.epochs, state.phase_epochs
@@ -551,11 +553,11 @@ class Trainer:
                 h = fit_model.fit(train_ds, epochs=1, verbose=0, shuffle=False, class_weight=self.class_weight,
                                   callbacks=callbacks)
                 logs = {key: v[-1] for key, v in h.history.items()}
-                val = fit_model.evaluate(val_ds, verbose=0, return_dict=True)
+                val = {} if val_ds is None else fit_model.evaluate(val_ds, verbose=0, return_dict=True)
             else:
                 logs = self.steps.train_epoch(fit_model, self._loss, train_ds, class_weight=self.class_weight,
                                               callbacks=callbacks)
-                val = self.steps.evaluate(fit_model, self._loss, val_ds)
+                val = {} if val_ds is None else self.steps.evaluate(fit_model, self._loss, val_ds)
             self._end_epoch(phase, state, {**logs, **{f"val_{key}": v for key, v in val.items()}})
 
     def _begin_epoch(self, phase: Phase, state: TrainState) -> None:
@@ -593,31 +595,33 @@ class Trainer:
                                    "lower the learning rate. The run folder keeps the last good epoch")
         self.history.append(row)
         self._log_epoch(row, self.cfg.run.verbose)
-        value = logs[monitor]
+        value = logs.get(monitor)   # None without validation: no best, plateau or early stop
         state.epochs, state.phase_epochs = n + 1, state.phase_epochs + 1
 
         tag = f"{n + 1:05d}"
-        if improved(monitor, value, state.phase_best):
+        if value is None:
+            pass                     # no validation: the last epoch is the model
+        elif improved(monitor, value, state.phase_best):
             # The phase's best weights are this epoch's backup (its optimizer part is not read).
             state.phase_best, state.phase_best_epoch, state.wait, state.plateau_wait = value, n + 1, 0, 0
             state.phase_best_weights = f"epoch-{tag}.npz"
         else:
             state.wait += 1
             state.plateau_wait += 1
-        if improved(monitor, value, state.best):
+        if value is not None and improved(monitor, value, state.best):
             state.best, state.best_weights, state.best_saved = value, f"epoch-{tag}.npz", False
             # best.keras at once in a cluster (saving runs collectives: every worker saves,
             # the others into their scratch folders, at the same epochs) or when the last
             # write is old; else it waits for the phase's end (see _save_best).
             if self.steps is not None or time.monotonic() - self._best_saved_at >= BEST_EVERY_SECONDS:
                 self._save_best(state)
-        if p.reduce_lr_patience and state.plateau_wait >= p.reduce_lr_patience:
+        if value is not None and p.reduce_lr_patience and state.plateau_wait >= p.reduce_lr_patience:
             new_lr = max(lr * p.reduce_lr_factor, p.min_lr)
             if new_lr < lr:
                 self.model.optimizer.learning_rate = new_lr
                 self._log(f"  no improvement of {monitor} for {state.plateau_wait} epochs: lr {lr:g} -> {new_lr:g}")
             state.plateau_wait = 0
-        stop = bool(p.early_stopping) and state.wait >= p.early_stopping
+        stop = value is not None and bool(p.early_stopping) and state.wait >= p.early_stopping
         last = stop or state.phase_epochs >= p.epochs
         if last and state.phase_best_weights and state.phase_best_epoch != n + 1:
             # End of phase: go back to the phase's best epoch (EarlyStopping's restore_best_weights).
@@ -682,6 +686,7 @@ class Trainer:
 
     def _log_epoch(self, row: dict, verbose: int) -> None:
         if verbose:
-            line = (f"loss {row['loss']:.4f}  accuracy {row['accuracy']:.4f}  val_loss {row['val_loss']:.4f}  "
-                    f"val_accuracy {row['val_accuracy']:.4f}  lr {row['lr']:.3g}  {row['epoch_seconds']:.1f}s")
+            shown = "  ".join(f"{key} {row[key]:.4f}" for key in ("loss", "accuracy", "val_loss", "val_accuracy")
+                              if row[key] is not None)
+            line = f"{shown}  lr {row['lr']:.3g}  {row['epoch_seconds']:.1f}s"
             print(f"  {line}" if _bars(verbose) else f"{self._epoch['label']}  {line}", flush=True)

@@ -228,7 +228,7 @@ def search(config: Config | dict | str | os.PathLike | None = None, *, tuner: st
             chief serves the oracle at ``oracle_address:oracle_port`` and writes the results).
         **flags: dotted config overrides.
     """
-    from leafnet.train.fit import as_config
+    from leafnet.train.fit import as_config, refuse_without_validation
 
     if tuner not in TUNERS:
         raise ConfigError(f"unknown tuner {tuner!r}; choose one of: {', '.join(TUNERS)}")
@@ -247,6 +247,7 @@ def search(config: Config | dict | str | os.PathLike | None = None, *, tuner: st
     refuse_multiworker(base, "search")
     if not has_data_source(base):
         raise DataError("no data given: use --data DIR (one sub-folder per class), --train DIR --val DIR, or --demo")
+    refuse_without_validation(base, "a search ranks its trials")
     for phase in (base.transfer, base.finetune):
         phase.early_stopping = patience
     entries = load_space(space)
