@@ -40,7 +40,8 @@ def register(sub) -> dict:
     p.add_argument("--method", default="gradcam", choices=METHOD_CHOICES)
     p.add_argument("--class", dest="target", default="predicted", metavar="predicted|true|NAME",
                    help="the class whose score is explained (default: predicted)")
-    p.add_argument("--layer", help="CAM layer: NAME or block:N (default: the last layer with a spatial map)")
+    p.add_argument("--layer", help="CAM layer: NAME or block:N (the block's last layer with a 4D map; "
+                                   "default: the last layer with a spatial map)")
     p.add_argument("--blocks", help="also compare these backbone blocks side by side, e.g. 1,2,last")
     p.add_argument("--per-class", type=positive_int, default=0, metavar="N",
                    help="add the first N validation images of each class")
@@ -53,7 +54,8 @@ def register(sub) -> dict:
                        description="Optimise inputs that excite chosen filters (or class scores) most, with "
                                    "total-variation and norm regularisers, jitter / rotation / scale and a periodic blur.")
     p.add_argument("run", help="run folder (or a .keras model)")
-    p.add_argument("--layer", help="NAME or block:N (default: the backbone's last conv layer)")
+    p.add_argument("--layer", help="NAME or block:N (the block's last conv layer; default: the backbone's last "
+                                   "conv layer)")
     p.add_argument("--filters", help="0,5,9 or top:K (the K filters with the largest summed weights; default top:8)")
     p.add_argument("--classes", help="class names to invert instead of filters, e.g. oak,maple")
     p.add_argument("--steps", type=positive_int, help="gradient steps (default 200)")
