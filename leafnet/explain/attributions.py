@@ -134,7 +134,7 @@ def attribute(subject: Subject, x: np.ndarray, targets: Sequence[int], method: s
     x = np.asarray(x, dtype=np.float32)
     if len(x) != len(targets):
         raise ValueError(f"{len(x)} images but {len(targets)} targets")
-    name = subject.resolve_layer(layer) if method in CAM_METHODS else None
+    name = subject.resolve_layer(layer, needs="map") if method in CAM_METHODS else None
     score = _score(targets)
     with _quiet():
         if method in ("saliency", "smoothgrad"):
@@ -306,8 +306,9 @@ def explain(run: Any, images: Sequence[str | os.PathLike] = (), method: str = "g
             result.files["grid"] = out_dir / "grid.png"
             P.plot_grid(x, att.maps, rows, result.files["grid"], title=f"{title}: explained class = {target}")
         if block_keys:
-            layers = [subject.resolve_layer(b if b.startswith("block:") or b in [ly.name for ly in subject.model.layers]
-                                            else f"block:{b}") for b in block_keys]
+            names = [ly.name for ly in subject.model.layers]
+            layers = [subject.resolve_layer(b if b.startswith("block:") or b in names else f"block:{b}", needs="map")
+                      for b in block_keys]
             columns = []
             for name in layers:
                 a = attribute(subject, x, targets, method, layer=name, smooth_samples=smooth_samples, max_n=max_n)

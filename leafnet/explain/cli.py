@@ -47,7 +47,8 @@ def register(sub) -> dict:
     p.add_argument("--class", dest="target", default="predicted", metavar="predicted|true|NAME",
                    help="the class whose score is explained")
     p.add_argument("--layer", metavar="NAME|block:N",
-                   help="CAM layer (default: the last layer with a spatial map)")
+                   help="CAM layer: NAME, or block:N for the block's last layer with a spatial map "
+                        "(default: the last layer with a spatial map)")
     p.add_argument("--blocks", metavar="LIST", help="also compare these backbone blocks side by side, e.g. 1,2,last")
     p.add_argument("--per-class", type=positive_int, default=0, metavar="N",
                    help="add the first N validation images of each class")
@@ -61,10 +62,12 @@ def register(sub) -> dict:
                        description="Optimise inputs that excite chosen filters (or class scores) most, with "
                                    "total-variation and norm regularisers, jitter / rotation / scale and a periodic blur.",
                        epilog=examples("leafnet inversions runs/demo --layer block:5 --filters top:8 --tune",
-                                       "leafnet inversions runs/demo --classes oak,maple --steps 300",
+                                       "leafnet inversions runs/demo --classes oak_pinnate,maple_palmate --steps 300",
                                        "leafnet inversions runs/demo --filters 0,5,9 --tv 0.05 --blur-every 4"))
     p.add_argument("run", metavar="RUN", help="run folder (or a .keras model)")
-    p.add_argument("--layer", metavar="NAME|block:N", help="the layer (default: the backbone's last conv layer)")
+    p.add_argument("--layer", metavar="NAME|block:N",
+                   help="the layer: NAME, or block:N for the block's last conv layer (default: the backbone's "
+                        "last conv layer)")
     p.add_argument("--filters", metavar="LIST|top:K",
                    help="0,5,9 or top:K (the K filters with the largest summed weights; default top:8)")
     p.add_argument("--classes", metavar="LIST", help="class names to invert instead of filters, e.g. oak,maple")

@@ -6,8 +6,9 @@ that filter beside feature map ``i`` of the layer on one image (the layer's own 
 any BatchNorm or activation that follows it). ``early``, ``mid`` and ``deep`` name the first,
 middle and last conv layer of the backbone.
 
-A dense layer whose input is a flattened image (``Flatten`` of an ``[H, W, C]`` tensor) has one
-weight per pixel and unit: its weights are shown as one ``[H, W, C]`` picture per unit.
+A dense layer whose input is a flattened image (``Flatten`` of an ``[H, W, C]`` tensor, directly or
+through an MLP head's Dropout) has one weight per pixel and unit: its weights are shown as one
+``[H, W, C]`` picture per unit.
 """
 
 from __future__ import annotations
@@ -21,24 +22,40 @@ from typing import Any, Sequence
 import numpy as np
 
 from leafnet.errors import LeafnetError
-from leafnet.explain.subject import Subject, load_subject
+from leafnet.explain.subject import Subject, is_conv, load_subject
 
 POSITIONS = ("early", "mid", "deep")
-
-
-def _is_conv(layer) -> bool:
-    for attr in ("kernel", "depthwise_kernel"):
-        k = getattr(layer, attr, None)
-        if k is not None and len(k.shape) == 4:
-            return True
-    return False
 
 
 def conv_layers(model) -> list[str]:
     """Names of the model's conv layers (4D kernels), input to output, head excluded."""
     from leafnet.models.classifier import is_head
 
-    return [layer.name for layer in model.layers if _is_conv(layer) and not is_head(layer)]
+    return [layer.name for layer in model.layers if is_conv(layer) and not is_head(layer)]
+
+
+def _producer(tensor):
+    """The layer whose output ``tensor`` is (None when Keras cannot tell)."""
+    try:
+        return tensor._keras_history[0]
+    except (AttributeError, ValueError, IndexError):
+        return None
+
+
+def _flatten_before(layer):
+    """The Flatten that feeds ``layer``, through weightless shape-preserving layers (an MLP
+    head's Dropout, an Activation), which keep one input value per pixel; else None."""
+    import keras
+
+    try:
+        op = _producer(layer.input)
+        while op is not None and not isinstance(op, keras.layers.Flatten):
+            if op.weights or tuple(op.input.shape) != tuple(op.output.shape):
+                return None
+            op = _producer(op.input)
+    except (AttributeError, ValueError):     # a layer with several inputs
+        return None
+    return op
 
 
 def dense_image_shape(layer) -> tuple[int, int, int] | None:
@@ -47,11 +64,8 @@ def dense_image_shape(layer) -> tuple[int, int, int] | None:
 
     if not isinstance(layer, keras.layers.Dense):
         return None
-    try:
-        op = layer.input._keras_history[0]
-    except (AttributeError, ValueError, IndexError):
-        return None
-    if not isinstance(op, keras.layers.Flatten):
+    op = _flatten_before(layer)
+    if op is None:
         return None
     shape = tuple(op.input.shape[1:])
     if len(shape) == 2:
@@ -92,7 +106,7 @@ def choose_layers(model, text: str | Sequence[str] | None) -> list[str]:
             name = convs[{"early": 0, "mid": (len(convs) - 1) // 2, "deep": len(convs) - 1}[item]]
         elif item in names:
             layer = model.get_layer(item)
-            if not _is_conv(layer) and dense_image_shape(layer) is None:
+            if not is_conv(layer) and dense_image_shape(layer) is None:
                 raise LeafnetError(f"layer {item!r} is neither a conv layer nor a dense layer on a flattened "
                                    f"image; conv layers: {', '.join(convs[:12])}{' ...' if len(convs) > 12 else ''}")
             name = item
@@ -138,7 +152,7 @@ def filter_pairs(model, image: np.ndarray, layer_name: str, channels: Sequence[i
     import keras
 
     layer = model.get_layer(layer_name)
-    if not _is_conv(layer):
+    if not is_conv(layer):
         raise LeafnetError(f"layer {layer_name!r} is not a conv layer")
     n_out = int(layer.output.shape[-1])
     channels = list(range(min(n_out, max_filters))) if channels is None else [int(c) for c in channels]
@@ -194,7 +208,7 @@ def filters(run: Any, image: str | os.PathLike, layers: str | Sequence[str] | No
     result = FilterMaps(image=str(image), layers=[])
     for name in choose_layers(subject.model, layers):
         layer = subject.model.get_layer(name)
-        if _is_conv(layer):
+        if is_conv(layer):
             result.layers.append(filter_pairs(subject.model, x[0], name, max_filters=max_filters))
         else:
             w = dense_weight_images(layer)

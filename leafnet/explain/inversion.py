@@ -141,15 +141,6 @@ def parse_filters(text: str | Sequence[int] | None, layer, default_top: int = 8)
     return idx, []
 
 
-def default_filter_layer(subject: Subject) -> str:
-    """The last conv layer of the backbone (the deepest learned filters)."""
-    convs = [layer.name for layer in subject.backbone_layers()
-             if getattr(layer, "kernel", None) is not None and len(layer.kernel.shape) == 4]
-    if not convs:
-        return subject.default_cam_layer()
-    return convs[-1]
-
-
 # --------------------------------------------------------------------------- optimisation
 
 
@@ -276,7 +267,8 @@ def inversions(run: Any, layer: str | None = None, filters: str | Sequence[int] 
 
     Args:
         run: a run folder, :class:`~leafnet.runs.Run`, ``.keras`` file or Subject.
-        layer: ``NAME`` or ``block:N`` (default: the backbone's last conv layer); ignored with ``classes``.
+        layer: ``NAME`` or ``block:N`` (the block's last conv layer; default: the backbone's last conv
+            layer); ignored with ``classes``.
         filters: ``"0,5,9"``, ``"top:K"`` or a list (default ``top:8``).
         classes: class names to invert instead of filters.
         settings: :class:`InversionSettings` (default: its defaults).
@@ -302,7 +294,7 @@ def inversions(run: Any, layer: str | None = None, filters: str | Sequence[int] 
         def score(outputs):
             return [outputs[j, i] for j, i in enumerate(idx)]
     else:
-        name = subject.resolve_layer(layer, spatial=False) if layer else default_filter_layer(subject)
+        name = subject.resolve_layer(layer, needs="kernel")
         target = subject.model.get_layer(name)
         idx, top = parse_filters(filters, target)
         labels = [f"filter {i}" + (f" (sum {w:.3g})" if top else "") for i, (w) in

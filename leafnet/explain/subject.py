@@ -115,30 +115,41 @@ class Subject:
                 return layer.name
         return layers[-1].name
 
-    def block_layers(self) -> dict[str, str]:
-        """Block name -> the last layer of that block with a 4D output (the block's output)."""
+    def block_layers(self, needs: str = "map") -> dict[str, str]:
+        """Block name -> the last layer of that block that has what ``needs`` asks for
+        (see :data:`NEEDS`): its 4D output map, or its conv kernel."""
         if self.spec is None:
             raise LeafnetError(f"cannot map layers to blocks: the registry has no backbone for model "
                                f"{self.model.name!r}; name a layer instead (--layer NAME)")
+        has = _NEEDS_TEST[_check_needs(needs)]
         out: dict[str, str] = {}
         for layer in self.backbone_layers():
             block = self.spec.block_of(layer.name)
-            if block is not None and _rank(layer) == 4:
+            if block is not None and has(layer):
                 out[block] = layer.name
         return out
 
-    def resolve_layer(self, text: str | None, spatial: bool = True) -> str:
+    def resolve_layer(self, text: str | None, needs: str = "map") -> str:
         """A layer name from ``NAME``, ``block:N`` (1-based over the blocks ``--finetune-blocks``
-        counts), ``block:last``, ``block:BLOCKNAME`` or None (the default Grad-CAM layer).
+        counts), ``block:last``, ``block:BLOCKNAME`` or None, for a use that ``needs``:
+
+        - ``"map"`` (CAMs): a block's last layer with a 4D output ``[N, H, W, C]``; the default
+          is :meth:`default_cam_layer`; a NAME must have a 4D output.
+        - ``"kernel"`` (filters ranked by weight, inversions): a block's last conv layer; the
+          default is the backbone's last conv layer; a NAME is taken as given.
+
+        Example: on simple-cnn, ``block:5`` is ``block5_pool`` for ``"map"`` and
+        ``block5_conv`` for ``"kernel"``.
 
         Raises:
-            LeafnetError: unknown layer or block, or a layer without a 4D output when ``spatial``.
+            LeafnetError: unknown layer or block, or a NAME without a 4D output for ``"map"``.
         """
+        _check_needs(needs)
         if text is None or text == "":
-            return self.default_cam_layer()
+            return self.default_cam_layer() if needs == "map" else self._last_conv()
         text = str(text).strip()
         if text.startswith("block:"):
-            return self._block_layer(text[len("block:"):])
+            return self._block_layer(text[len("block:"):], needs)
         names = [layer.name for layer in self.model.layers]
         if text not in names:
             import difflib
@@ -147,13 +158,17 @@ class Subject:
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             raise LeafnetError(f"model {self.model.name!r} has no layer {text!r}{hint}; "
                                f"use a layer name or block:N")
-        if spatial and _rank(self.model.get_layer(text)) != 4:
+        if needs == "map" and _rank(self.model.get_layer(text)) != 4:
             raise LeafnetError(f"layer {text!r} has output shape {tuple(self.model.get_layer(text).output.shape)}; "
                                "this needs a layer with a 4D output [N, H, W, C] (a conv layer or block output)")
         return text
 
-    def _block_layer(self, key: str) -> str:
-        blocks = self.block_layers()
+    def _last_conv(self) -> str:
+        convs = [layer.name for layer in self.backbone_layers() if is_conv(layer)]
+        return convs[-1] if convs else self.default_cam_layer()
+
+    def _block_layer(self, key: str, needs: str) -> str:
+        blocks = self.block_layers(needs)
         trainable = [b for b in self.spec.trainable_blocks if b in blocks]
         allowed = f"1..{len(trainable)}, last or one of {', '.join(blocks)}"
         if key == "last":
@@ -203,6 +218,26 @@ def _rank(layer) -> int:
         return len(layer.output.shape)
     except (AttributeError, ValueError):
         return 0
+
+
+def is_conv(layer) -> bool:
+    """Whether a layer has a conv kernel (``Conv2D``'s ``kernel`` or a depthwise kernel, 4D)."""
+    for attr in ("kernel", "depthwise_kernel"):
+        k = getattr(layer, attr, None)
+        if k is not None and len(k.shape) == 4:
+            return True
+    return False
+
+
+NEEDS = ("map", "kernel")
+"""What a layer is resolved for: ``map`` (its 4D output, CAMs) or ``kernel`` (its conv filters)."""
+_NEEDS_TEST = {"map": lambda layer: _rank(layer) == 4, "kernel": is_conv}
+
+
+def _check_needs(needs: str) -> str:
+    if needs not in NEEDS:
+        raise ValueError(f"Unknown `needs`. Expected one of {NEEDS}. Received: needs={needs!r}")
+    return needs
 
 
 def clone_model(model, clone_function=None):

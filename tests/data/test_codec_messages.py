@@ -46,7 +46,8 @@ def test_decoder_noise_is_libjpeg_and_tensorflows_jpeg_log_only():
     for line in ("Corrupt JPEG data: 56 extraneous bytes before marker 0xd9\n",
                  "Warning: unknown JFIF revision number 0.00\n", "Input file read error\n",
                  "Improper call to JPEG library in state 201\n", "Premature end of JPEG file\n",
-                 "E0000 00:00:1796172029.238843    4964 jpeg_mem.cc:331] Premature end of JPEG data. Stopped at line 0/24\n"):
+                 "E0000 00:00:1796172029.238843    4964 jpeg_mem.cc:331] Premature end of JPEG data. "
+                 "Stopped at line 0/24\n"):
         assert is_decoder_noise(line), line
     for line in ("E0000 00:00:1796172104.394576    7397 util.cc:131] oneDNN supports DT_UINT8 only\n",
                  "Traceback (most recent call last):\n", "UserWarning: Corrupt JPEG data in a sentence\n"):

@@ -118,6 +118,29 @@ def test_layers_by_name_and_block(tiny_subject):
         s.resolve_layer("head_pool")
 
 
+@pytest.mark.parametrize("backbone, needs, expected", [
+    ("simple-cnn", "map", ["block1_pool", "block2_pool", "block3_pool", "block4_pool", "block5_pool"]),
+    ("simple-cnn", "kernel", ["block1_conv", "block2_conv", "block3_conv", "block4_conv", "block5_conv"]),
+    ("alexnet", "map", ["conv1_pool", "conv2_pool", "conv3_relu", "conv4_relu", "conv5_pool"]),
+    ("alexnet", "kernel", ["conv1_conv", "conv2_conv", "conv3_conv", "conv4_conv", "conv5_conv"]),
+])
+def test_block_n_is_the_blocks_last_layer_with_what_is_needed(backbone, needs, expected):
+    """CAMs need a block's output map, filter ranking a kernel: the pool after a conv has none."""
+    from leafnet.config import ModelConfig
+    from leafnet.explain.subject import load_subject
+    from leafnet.models.classifier import build_classifier
+    from leafnet.models.registry import get_backbone
+
+    model = build_classifier(get_backbone(backbone), 2, 32, ModelConfig(backbone=backbone, weights="none"), None)
+    s = load_subject(model, classes=["a", "b"])
+    assert [s.resolve_layer(f"block:{n}", needs=needs) for n in range(1, 6)] == expected
+    assert s.resolve_layer("block:last", needs=needs) == expected[-1]
+    assert s.resolve_layer(f"block:{expected[1].split('_')[0]}", needs=needs) == expected[1]
+    assert s.resolve_layer(None, needs="kernel") == expected[-1].split("_")[0] + "_conv"
+    with pytest.raises(LeafnetError, match="block:6 is out of range.*1..5"):
+        s.resolve_layer("block:6", needs=needs)
+
+
 def test_gradcam_against_a_hand_computation(tiny_subject, images32):
     """Grad-CAM at block3_pool (4 x 4): channel weights = mean gradient of the class logit,
     map = ReLU(sum of weighted channels), upsampled bilinearly to 32 x 32, scaled to 0..1."""

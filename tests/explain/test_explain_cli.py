@@ -94,3 +94,22 @@ def test_inversions_prints_the_top_table_of_the_model(shared_run, run_cli, tmp_p
     assert (tmp_path / "inversions.png").is_file() and (tmp_path / "losses.png").is_file()
     code, _, err = run_cli("inversions", run_dir, "--filters", "0,999", "--steps", "2", "--out", tmp_path)
     assert code == 2 and "out of range" in err
+
+
+def test_inversions_of_block_n_rank_the_filters_of_its_conv_layer(shared_run, run_cli, tmp_path):
+    """The README's ``--layer block:5 --filters top:8 --tune``: block 5 ends in a pool layer (no
+    weights); its filters are those of block5_conv."""
+    import json
+
+    run, run_dir = shared_run
+    code, out, err = run_cli("inversions", run_dir, "--layer", "block:5", "--filters", "top:8", "--tune",
+                             "--steps", "3", "--out", tmp_path)
+    assert code == 0, err
+    sums = np.asarray(run.load_model().get_layer("block5_conv").kernel).sum(axis=(0, 1, 2))
+    expected = [int(i) for i in np.argsort(-sums, kind="stable")[:8]]
+    assert "top 8 filters of block5_conv by summed weights:" in out
+    assert "inverted 8 filter(s) of block5_conv in 3 steps" in out
+    saved = json.loads((tmp_path / "inversions.json").read_text())
+    assert saved["layer"] == "block5_conv" and [t["filter"] for t in saved["top"]] == expected
+    assert [t.split(" (")[0] for t in saved["targets"]] == [f"filter {i}" for i in expected]
+    assert len(saved["tuning"]) == 6 and len(saved["final_loss"]) == 8

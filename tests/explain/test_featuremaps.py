@@ -64,6 +64,22 @@ def test_dense_weights_on_a_flattened_image_are_pictures():
         choose_layers(m2, "h")
 
 
+def test_dense_weights_are_pictures_through_a_dropout_not_through_a_dense():
+    import keras
+
+    from leafnet.explain.featuremaps import dense_image_shape
+
+    inp = keras.Input((4, 5, 3), name="image")
+    flat = keras.layers.Flatten()(inp)
+    after_dropout = keras.layers.Dense(2, name="d")
+    model = keras.Model(inp, after_dropout(keras.layers.Activation("relu")(keras.layers.Dropout(0.5)(flat))))
+    assert dense_image_shape(after_dropout) == (4, 5, 3)
+    assert choose_layers(model, None) == ["d"]
+    mixed = keras.layers.Dense(2, name="m")
+    keras.Model(inp, mixed(keras.layers.Dense(60)(flat)))     # a dense layer mixes the pixels
+    assert dense_image_shape(mixed) is None
+
+
 def test_early_mid_deep_are_the_first_middle_and_last_conv(tiny_subject):
     model = tiny_subject.model
     assert choose_layers(model, None) == ["block1_conv", "block3_conv", "block5_conv"]
@@ -84,3 +100,34 @@ def test_filters_command_writes_one_picture_per_layer(shared_run, tmp_path, run_
     assert "block1_conv: 6 filter/map pairs" in out and str(tmp_path) in out
     code, _, err = run_cli("filters", run_dir, image, "--layers", "head_pool", "--out", tmp_path)
     assert code == 2 and "neither a conv layer" in err
+
+
+@pytest.fixture(scope="module", params=[0.2, 0.0], ids=["dropout0.2", "dropout0"])
+def mlp_run(request, leaves, tiny_config, tmp_path_factory):
+    """An AlexNet cut at conv4_relu with an MLP head: Flatten, [Dropout,] Dense(32), predictions."""
+    import leafnet
+
+    run_dir = tmp_path_factory.mktemp("mlp_run") / "run"
+    leafnet.fit(tiny_config(leaves, run_dir, model__backbone="alexnet", model__feature_layer="conv4_relu",
+                            model__mlp_units=32, model__dropout=request.param, transfer__epochs=1,
+                            finetune__epochs=1, finetune__blocks=1))
+    return run_dir
+
+
+@pytest.mark.slow
+def test_filters_draws_the_mlp_heads_dense_weights(mlp_run, tmp_path, run_cli):
+    import keras
+
+    from leafnet.explain.featuremaps import filters
+    from leafnet.runs import read_csv
+
+    image = next(r["path"] for r in read_csv(mlp_run / "split.csv") if r["subset"] == "val")
+    code, out, err = run_cli("filters", mlp_run, image, "--max-filters", "6", "--out", tmp_path)
+    assert code == 0, err
+    assert f"head_dense1: 6 weight images -> {tmp_path / 'weights_head_dense1.png'}" in out.splitlines()
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == [
+        "filters_conv1_conv.png", "filters_conv2_conv.png", "filters_conv4_conv.png", "weights_head_dense1.png"]
+    kernel = np.asarray(keras.saving.load_model(mlp_run / "model.keras").get_layer("head_dense1").kernel)
+    entry = filters(mlp_run, image, layers="head_dense1", max_filters=6, plots=False).layers[0]
+    assert entry["weights"].shape == (6, 2, 2, 256)                  # conv4_relu's map at 32 px
+    np.testing.assert_array_equal(entry["weights"], kernel.T.reshape(32, 2, 2, 256)[:6])
