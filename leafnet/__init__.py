@@ -72,6 +72,10 @@ def __getattr__(name: str):
         import importlib
 
         module, attr = _LAZY[name]
+        if module not in ("leafnet.config", "leafnet.errors", "leafnet.runs"):
+            from leafnet.console import import_tensorflow_quietly
+
+            import_tensorflow_quietly()   # these import TensorFlow: without its start-up lines
         value = getattr(importlib.import_module(module), attr)
         globals()[name] = value
         return value

@@ -42,7 +42,7 @@ def split_layout(root: str | os.PathLike) -> dict[str, str] | None:
         found[role] = str(d)
     if "train" not in found or len(found) < 2:
         return None
-    return found
+    return {role: found[role] for role in SPLIT_NAMES if role in found}
 
 
 def describe_layout(root: str | os.PathLike, layout: dict[str, str]) -> str:
