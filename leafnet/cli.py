@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import re
 import sys
@@ -285,8 +284,7 @@ def cmd_lr_find(args) -> int:
 
     cfg = load_config(args.config, flags=train_flags(args), overrides=args.overrides)
     r = lr_find(cfg, phase=args.phase, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps, out=args.out)
-    print(f"suggested lr (valley): {r.suggested_lr:.3g}   lr at the minimum / 10: {r.min_lr_div10:.3g}")
-    print(f"plot: {r.out / 'lr_find.png'}   values: {r.out / 'lr_find.csv'}")
+    print(r.summary())
     return 0
 
 
@@ -349,14 +347,11 @@ def cmd_predict(args) -> int:
 
 def cmd_export(args) -> int:
     from leafnet.export import export
+    from leafnet.export_usage import describe
 
-    target = export(args.run, format=args.format, out=args.out, quantize=args.quantize)
+    target = export(args.run, format=args.format, out=args.out, quantize=args.quantize, progress=print)
     print(f"exported ({args.format}): {target}")
-    parity = json.loads((target / "model_card.json").read_text(encoding="utf-8")).get("parity")
-    if isinstance(parity, dict) and parity.get("images"):
-        print(f"checked on {parity['images']} validation images: largest probability difference "
-              f"{parity['max_abs_diff']:.2g}, same class {parity['same_class']:.2%}, val accuracy "
-              f"{parity['keras_val_accuracy']:.4f} (keras) -> {parity['export_val_accuracy']:.4f} ({args.format})")
+    print(describe(target))
     return 0
 
 

@@ -27,6 +27,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -230,9 +231,10 @@ def onnx_runner(path: str | os.PathLike):
     return lambda images: session.run(None, {name: np.asarray(images, dtype=np.float32)})[0]
 
 
-def check_parity(run: RunDir, model, size: int, runner, batch_size: int = 64) -> dict:
+def check_parity(run: RunDir, model, size: int, runner, batch_size: int = 64,
+                 progress: Callable[[str], None] | None = None) -> dict:
     """Compare an exported model (``runner``: images -> probabilities) with the Keras model on
-    the run's validation images (at most PARITY_IMAGES)."""
+    the run's validation images (at most PARITY_IMAGES); ``progress`` gets one line first."""
     from leafnet.data.pipeline import ImageSet
     from leafnet.data.prepare import read_split
 
@@ -240,6 +242,8 @@ def check_parity(run: RunDir, model, size: int, runner, batch_size: int = 64) ->
     paths, labels = paths[:PARITY_IMAGES], np.asarray(labels[:PARITY_IMAGES], dtype=np.int64)
     if not paths:
         return {"images": 0}
+    if progress:
+        progress(f"checking parity with the Keras model on {len(paths)} validation images")
     images = ImageSet(paths, labels, len(run.read_classes()), size)
     diff, agree, hits_keras, hits_export = 0.0, 0, 0, 0
     for (x, y), start in zip(images.dataset(batch_size), range(0, len(paths), batch_size)):
@@ -297,12 +301,13 @@ def model_card(run: RunDir, fmt: str, classes: list[str], size: int) -> dict:
 
 
 def export(run_dir: str | os.PathLike, format: str = "savedmodel", out: str | os.PathLike | None = None,
-           quantize: str = "none") -> Path:
+           quantize: str = "none", progress: Callable[[str], None] | None = None) -> Path:
     """Export a finished run; return the export folder (default ``RUN/export/<format>``).
 
     Args:
         format: savedmodel, keras, tflite, onnx or submission.
         quantize: TFLite only: none, float16 or dynamic (dynamic-range int8 weights).
+        progress: called with one line per step (``print`` shows them); None: silent.
 
     An existing folder at ``out`` is replaced only once the new export is complete.
     """
@@ -324,31 +329,39 @@ def export(run_dir: str | os.PathLike, format: str = "savedmodel", out: str | os
     target = target.resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    say = progress or (lambda line: None)
     try:
+        if format != "keras":
+            say(f"loading {run.model}")
         model = None if format == "keras" else load_run_model(run)
         size = run_image_size(run, model)
         card = model_card(run, format, classes, size)
         if format == "keras":
+            say(f"copying {run.model}")
             shutil.copy2(run.model, tmp / "model.keras")
-        elif format == "savedmodel":
-            save_savedmodel(model, classes, size, tmp)
+        elif format in ("savedmodel", "submission"):
+            say("building the SavedModel (signatures serving_default, serving_bytes) and writing it")
+            save_savedmodel(model, classes, size, tmp if format == "savedmodel" else tmp / "savedmodel")
+            if format == "submission":
+                say("writing model.py")
+                (tmp / "model.py").write_text(SUBMISSION_MODEL_PY, encoding="utf-8")
         elif format == "tflite":
+            say(f"converting to TFLite (quantization: {quantize}) and writing model.tflite")
             save_tflite(model, size, tmp / "model.tflite", quantize)
             card.update(file="model.tflite", quantization=quantize,
                         input=f"images: float32 [N, {size}, {size}, 3], RGB 0..255, resized to {size}x{size} "
                               "(antialiased bilinear) by the caller", output="probabilities [N, C]",
-                        parity=check_parity(run, model, size, tflite_runner(tmp / "model.tflite")))
-        elif format == "onnx":
+                        parity=check_parity(run, model, size, tflite_runner(tmp / "model.tflite"), progress=say))
+        else:
+            say("converting to ONNX (tf2onnx) and writing model.onnx")
             save_onnx(model, size, tmp / "model.onnx")
             card.update(file="model.onnx", input=f"images: float32 [N, {size}, {size}, 3], RGB 0..255, resized to "
                         f"{size}x{size} (antialiased bilinear) by the caller", output="probabilities [N, C]")
             try:
-                card["parity"] = check_parity(run, model, size, onnx_runner(tmp / "model.onnx"))
+                card["parity"] = check_parity(run, model, size, onnx_runner(tmp / "model.onnx"), progress=say)
             except ImportError:
                 card["parity"] = "not checked: onnxruntime is not installed"
-        else:
-            save_savedmodel(model, classes, size, tmp / "savedmodel")
-            (tmp / "model.py").write_text(SUBMISSION_MODEL_PY, encoding="utf-8")
+        say("writing model_card.json and classes.json")
         write_json(tmp / "classes.json", classes)
         write_json(tmp / "model_card.json", card)
         public_mode(tmp, directory=True)

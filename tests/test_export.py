@@ -93,6 +93,88 @@ def test_savedmodel_signatures_match_leafnet_predict(trained, leaves, tmp_path, 
         np.testing.assert_allclose(probs.max(axis=1), [float(r["confidence"]) for r in rows], atol=TOL)
 
 
+SNIPPET_SCRIPT = """
+import json, sys
+import numpy as np
+images = np.zeros((3, 32, 32, 3), np.float32)
+exec(open(sys.argv[1]).read())
+probs = np.asarray(probs)
+print(json.dumps({"shape": list(probs.shape), "sums": probs.sum(axis=1).tolist(), "input": list(%s)}))
+"""
+
+# the loaded model's input shape, asked the way each library reports it
+LOADED_INPUT = {
+    "savedmodel": 'model.signatures["serving_default"].structured_input_signature[1]["images"].shape.as_list()',
+    "keras": "model.input_shape",
+    "tflite": '[None if n < 0 else int(n) for n in run.get_input_details()["images"]["shape_signature"]]',
+    "onnx": "[d if isinstance(d, int) else None for d in session.get_inputs()[0].shape]",
+    "submission": 'model(sys.path[0])._serve.structured_input_signature[1]["images"].shape.as_list()',
+}
+PROGRESS = {
+    "savedmodel": ["loading {model}", "building the SavedModel (signatures serving_default, serving_bytes) and writing it"],
+    "keras": ["copying {model}"],
+    "tflite": ["loading {model}", "converting to TFLite (quantization: none) and writing model.tflite",
+               "checking parity with the Keras model on {val} validation images"],
+    "onnx": ["loading {model}", "converting to ONNX (tf2onnx) and writing model.onnx",
+             "checking parity with the Keras model on {val} validation images"],
+    "submission": ["loading {model}", "building the SavedModel (signatures serving_default, serving_bytes) and writing it",
+                   "writing model.py"],
+}
+
+
+@pytest.mark.parametrize("fmt", ["savedmodel", "keras", "tflite", "onnx", "submission"])
+def test_export_prints_its_steps_signatures_and_a_snippet_that_runs(fmt, trained, tmp_path, run_cli):
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'leafnet[onnx]')")
+    import ast
+    import re
+
+    run, run_dir = trained
+    out = tmp_path / fmt
+    code, stdout, err = run_cli("export", run_dir, "--format", fmt, "--out", out)
+    assert code == 0, err
+    lines = stdout.splitlines()
+    done = lines.index(f"exported ({fmt}): {out}")
+    steps = [s.format(model=run_dir / "model.keras", val=run.metrics["val_images"]) for s in PROGRESS[fmt]]
+    assert lines[:done] == [*steps, "writing model_card.json and classes.json"], stdout
+    start = lines.index("load it in Python:")
+    snippet = lines[start + 1:]
+    assert len(snippet) == 3 and str(out) in "\n".join(snippet), stdout
+    (tmp_path / "snippet.py").write_text("\n".join(snippet) + "\n")
+    got = _run_clean(SNIPPET_SCRIPT % LOADED_INPUT[fmt], tmp_path / "snippet.py")
+    assert got["shape"] == [3, len(run.classes)]
+    np.testing.assert_allclose(got["sums"], 1.0, atol=1e-5)
+    sigs = lines[lines.index("signatures:") + 1:start]
+    assert sigs and all(s.startswith("  ") for s in sigs), stdout
+    printed = re.match(r"  (\S+): (\S+) float32 (\(.*?\)) -> ", sigs[0])
+    assert printed, sigs[0]
+    assert list(ast.literal_eval(printed.group(3))) == got["input"], (sigs[0], got["input"])
+    assert list(ast.literal_eval(printed.group(3)))[1:] == ([None, None, 3] if fmt in ("savedmodel", "submission")
+                                                            else [32, 32, 3])
+
+
+def test_keras_snippet_imports_leafnet_when_the_model_needs_it(trained, tmp_path):
+    import keras
+
+    from leafnet.data.augment import RandomNoise
+    from leafnet.export import export
+    from leafnet.export_usage import snippet
+
+    run, run_dir = trained
+    out = export(run_dir, format="keras", out=tmp_path / "k")
+    assert snippet(out).splitlines()[0] == "import keras"   # plain Keras layers only: Keras alone loads it
+    wrapped = keras.Sequential([keras.Input((32, 32, 3)), RandomNoise(0.02, seed=1), run.load_model()])
+    wrapped.save(out / "model.keras")
+    lines = snippet(out).splitlines()
+    assert lines[0] == "import keras, leafnet   # leafnet registers its Keras objects"
+    script = "import numpy as np\nimages = np.zeros((2, 32, 32, 3), np.float32)\n" + "\n".join(lines) + \
+        "\nprint(list(probs.shape), round(float(probs.sum()), 4))\n"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["[2,", f"{len(run.classes)}]", "2.0"]
+
+
 def test_submission_model_py_predicts_class_indices(trained, leaves, tmp_path):
     from leafnet.export import export
     from leafnet.predict import predict

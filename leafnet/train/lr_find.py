@@ -3,7 +3,8 @@
 The learning rate grows exponentially from ``start_lr`` to ``end_lr`` over ``steps``
 training steps of the chosen phase; the loss is smoothed with an exponential moving
 average (bias-corrected) and the test stops once it explodes (4x its minimum). The
-suggestion is fastai's "valley" (see :func:`suggest`); ``lr_at_min / 10`` is printed too.
+suggestion is fastai's "valley" (see :func:`suggest`), printed with the ``leafnet fit`` flag
+that applies it to the phase tested; ``lr_at_min / 10`` is printed too.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from leafnet.console import progress_bar
 from leafnet.errors import LeafnetError
 from leafnet.runs import atomic_path, write_csv
 
+# the fit flag that sets each phase's learning rate
+LR_FLAGS = {"transfer": "--lr", "finetune": "--finetune-lr"}
+
 
 @dataclass
 class LRFindResult:
@@ -29,6 +33,15 @@ class LRFindResult:
     suggested_lr: float
     min_lr_div10: float
     out: Path
+    phase: str = "transfer"
+
+    def summary(self) -> str:
+        """The suggestion on a line of its own, with the flag that applies it, then the other
+        estimate and the files."""
+        lr = f"{self.suggested_lr:.1e}"
+        return (f"suggested lr: {lr}  (apply it: {LR_FLAGS[self.phase]} {lr})\n"
+                f"lr at the loss minimum / 10: {self.min_lr_div10:.1e}\n"
+                f"plot: {self.out / 'lr_find.png'}   values: {self.out / 'lr_find.csv'}")
 
 
 def smooth(losses: list[float], beta: float = 0.98) -> list[float]:
@@ -84,7 +97,7 @@ def lr_find(config: Any = None, phase: str = "transfer", start_lr: float = 1e-7,
     from leafnet.train.fit import as_config, build_model, resolve_config
     from leafnet.train.optim import make_loss, make_optimizer
 
-    if phase not in ("transfer", "finetune"):
+    if phase not in LR_FLAGS:
         raise LeafnetError(f"--phase must be transfer or finetune; received {phase!r}")
     if not (0 < start_lr < end_lr):
         raise LeafnetError(f"lr-find needs 0 < start_lr < end_lr; received {start_lr:g}, {end_lr:g}")
@@ -138,7 +151,7 @@ def lr_find(config: Any = None, phase: str = "transfer", start_lr: float = 1e-7,
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "lr_find.csv", ["lr", "loss", "smoothed_loss"], zip(lrs, losses, smoothed))
     _plot(lrs, losses, smoothed, valley, min10, out / "lr_find.png", f"{spec.name}, {phase} phase")
-    return LRFindResult(lrs, losses, smoothed, valley, min10, out)
+    return LRFindResult(lrs, losses, smoothed, valley, min10, out, phase)
 
 
 def _plot(lrs, losses, smoothed, valley, min10, path, title):

@@ -45,12 +45,19 @@ def register(sub) -> dict:
 
 def cmd_search(args) -> int:
     from leafnet.config import load_config
-    from leafnet.tune.search import search
+    from leafnet.tune.leaderboard import summary
+    from leafnet.tune.search import SearchFailed, search
 
     cfg = load_config(args.config, flags=train_flags(args), overrides=args.overrides)
-    search(cfg, tuner=args.tuner, max_trials=args.max_trials, objective=args.objective, space=args.space,
-           patience=args.patience, max_failures=args.max_failures, distributed=args.distributed,
-           oracle_address=args.oracle_address, oracle_port=args.oracle_port, worker_id=args.worker_id)
+    try:
+        result = search(cfg, tuner=args.tuner, max_trials=args.max_trials, objective=args.objective,
+                        space=args.space, patience=args.patience, max_failures=args.max_failures,
+                        distributed=args.distributed, oracle_address=args.oracle_address,
+                        oracle_port=args.oracle_port, worker_id=args.worker_id)
+    except SearchFailed as e:
+        print(summary(e.result))
+        raise
+    print(summary(result))
     return 0
 
 

@@ -22,7 +22,9 @@ starts from another trial's weights), so it is successive halving without weight
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 import math
 import os
@@ -34,6 +36,7 @@ from leafnet.config import Config, has_data_source
 from leafnet.data.prepare import split_fingerprint
 from leafnet.errors import ConfigError, DataError, LeafnetError
 from leafnet.runs import default_run_dir, io_guard, read_csv, write_csv, write_json, write_text
+from leafnet.tune.leaderboard import trial_ended, trial_started
 from leafnet.tune.space import Entry, apply_values, check_space, declare, fingerprint, load_space
 
 TUNERS = ("random", "grid", "bayesian", "hyperband")
@@ -43,16 +46,31 @@ TRIAL_INFO = "search_trial.json"
 
 @dataclasses.dataclass
 class SearchResult:
-    """What a search left: its folder, one row per trial, and the best completed row."""
+    """What a search left: its folder, one row per trial, the best completed row, and the
+    hyperparameter keys (a worker's result has no trials: the chief writes them)."""
 
     root: Path
     trials: list[dict]
     best: dict | None
     objective: str
+    keys: list[str] = dataclasses.field(default_factory=list)
+    worker: bool = False
 
     @property
     def best_config(self) -> Path | None:
         return self.root / "best.yaml" if self.best else None
+
+    @property
+    def maximize(self) -> bool:
+        return OBJECTIVES[self.objective] == "max"
+
+
+class SearchFailed(LeafnetError):
+    """The search ended without a best trial; ``result`` holds the trials it did run."""
+
+    def __init__(self, message: str, result: SearchResult):
+        super().__init__(message)
+        self.result = result
 
 
 def claim_folder(path: Path, identity: dict, what: str) -> bool:
@@ -148,6 +166,8 @@ def _tuner_class():
             trial_dir = self.root / "trials" / trial.trial_id
             info_path = trial_dir / TRIAL_INFO
             previous = _read_json(info_path)
+            if self.base.run.verbose:
+                print(trial_started(trial.trial_id, values), flush=True)
             t0 = time.perf_counter()
             import keras
 
@@ -176,6 +196,9 @@ def _tuner_class():
             write_json(info_path, {"trial_id": trial.trial_id, "status": status, "reason": reason,
                                    "tuner_id": self.tuner_id,
                                    "values": values, "seconds": round(seconds, 2), "metrics": result})
+            if self.base.run.verbose:
+                epochs = _read_json(trial_dir / "metrics.json").get("epochs") if result else None
+                print(trial_ended(trial.trial_id, result, epochs, seconds, reason), flush=True)
             if result is None:
                 raise kt.errors.FailedTrialError(reason)
             return result
@@ -282,12 +305,15 @@ def search(config: Config | dict | str | os.PathLike | None = None, *, tuner: st
 
     kt_config.DEBUG = False
     oracle = _oracle(tuner, objective, max_trials, base.transfer.epochs, base.run.seed, max_failures)
-    tuner_obj = _tuner_class()(oracle, entries, base, split, root)
+    # KerasTuner's constructor prints "Reloading Tuner from ..." on a resume, with no setting
+    # to turn it off; leafnet's own "(resuming)" line says it.
+    with contextlib.redirect_stdout(io.StringIO()):
+        tuner_obj = _tuner_class()(oracle, entries, base, split, root)
     if not resuming or not Path(tuner_obj._get_tuner_fname()).is_file():
         tuner_obj.save()  # so a search killed inside its first trial resumes that trial
     failure = None
     try:
-        tuner_obj.search(verbose=1 if verbose else 0)
+        tuner_obj.search(verbose=0)  # KerasTuner's per-trial display off: leafnet prints its own lines
     except RuntimeError as e:
         if "consecutive failures" not in str(e):
             raise
@@ -296,17 +322,13 @@ def search(config: Config | dict | str | os.PathLike | None = None, *, tuner: st
     except kt.errors.FatalError as e:
         raise LeafnetError(f"the search stopped: {e}") from None
     if distributed == "worker":
-        return SearchResult(root, [], None, objective)
+        return SearchResult(root, [], None, objective, [e.key for e in entries], worker=True)
     result = write_results(root, oracle, entries, objective, stored_verbose=verbose)
-    if verbose:
-        print(leaderboard(result))
-        print(f"trials: {root / 'trials.csv'}   plot: {root / 'plots' / 'search.png'}"
-              + (f"   best config: {root / 'best.yaml'}" if result.best else ""))
     if failure:
-        raise LeafnetError(failure)
+        raise SearchFailed(failure, result)
     if result.best is None:
-        raise LeafnetError(f"no trial completed ({len(result.trials)} failed); no best.yaml written. "
-                           f"Reasons in {root / 'trials.csv'}")
+        raise SearchFailed(f"no trial completed ({len(result.trials)} failed); no best.yaml written. "
+                           f"Reasons in {root / 'trials.csv'}", result)
     return result
 
 
@@ -353,7 +375,7 @@ def write_results(root: Path, oracle, entries: list[Entry], objective: str, stor
     write_json(root / "search_summary.json", {
         "objective": objective, "trials": len(rows), "completed": len(done),
         "failed": sum(r["status"] == "FAILED" for r in rows), "best": best})
-    return SearchResult(root, rows, best, objective)
+    return SearchResult(root, rows, best, objective, keys)
 
 
 def _message(trial) -> str:
@@ -376,30 +398,6 @@ def _write_best(root: Path, best: dict, objective: str, verbose: int) -> None:
     header = (f"# leafnet search: the best trial ({best['trial']}, {objective} {best[objective]:.6g}) of "
               f"{root}\n# `leafnet fit --config THIS --run-dir DIR` trains it as is\n")
     write_text(root / "best.yaml", header + yaml.safe_dump(trial_cfg, sort_keys=False))
-
-
-def leaderboard(result: SearchResult, top: int = 10) -> str:
-    """The best completed trials as a table (and the failed ones counted)."""
-    obj = result.objective
-    done = [r for r in result.trials if r["status"] == "COMPLETED" and r[obj] is not None]
-    done.sort(key=lambda r: r[obj], reverse=OBJECTIVES[obj] == "max")
-    keys = [k for k in (result.trials[0] if result.trials else {}) if "." in k]
-    lines = [f"{'rank':>4}  {'trial':>5}  {obj:>12}  {'val_acc':>7}  {'epochs':>6}  " + "  ".join(keys)]
-    for i, r in enumerate(done[:top], 1):
-        lines.append(f"{i:4d}  {r['trial']:>5}  {r[obj]:12.5g}  {_fmt(r['val_accuracy'], '7.4f')}  "
-                     f"{_fmt(r['epochs'], '6d')}  " + "  ".join(_short(r[k]) for k in keys))
-    failed = [r for r in result.trials if r["status"] != "COMPLETED"]
-    if failed:
-        lines.append(f"{len(failed)} trial(s) failed: " + "; ".join(f"{r['trial']}: {r['reason'][:80]}" for r in failed[:3]))
-    return "\n".join(lines)
-
-
-def _fmt(v, spec: str) -> str:
-    return format(v, spec) if v is not None else "-".rjust(int(spec.split(".")[0].rstrip("df")))
-
-
-def _short(v) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def read_trials(root: str | os.PathLike) -> list[dict[str, str]]:

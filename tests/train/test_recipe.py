@@ -132,6 +132,29 @@ def test_lr_find_writes_its_plot_and_values(leaves, tmp_path, tiny_config):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("phase, flag", [("transfer", "--lr"), ("finetune", "--finetune-lr")])
+def test_lr_find_cli_prints_the_suggestion_with_its_flag(phase, flag, leaves, tmp_path, run_cli, monkeypatch):
+    import re
+
+    import leafnet.train.lr_find as module
+
+    returned = []
+    original = module.lr_find
+    monkeypatch.setattr(module, "lr_find", lambda *a, **k: returned.append(original(*a, **k)) or returned[-1])
+    code, out, err = run_cli("lr-find", "--data", leaves, "--backbone", "simple-cnn", "--weights", "none",
+                             "--image-size", "32", "--batch-size", "16", "--steps", "12", "--phase", phase,
+                             "--out", tmp_path / "lrf", "--quiet")
+    assert code == 0, err
+    lines = [line for line in out.splitlines() if line.startswith("suggested lr: ")]
+    assert len(lines) == 1, out
+    m = re.fullmatch(r"suggested lr: (\S+)  \(apply it: (--[a-z-]+) (\S+)\)", lines[0])
+    assert m, lines[0]
+    shown = f"{returned[0].suggested_lr:.1e}"
+    assert m.group(1) == m.group(3) == shown and m.group(2) == flag
+    assert float(shown) == pytest.approx(returned[0].suggested_lr, rel=0.05)
+
+
+@pytest.mark.slow
 def test_ranger_triangular2_focal_fit_learns(leaves, tmp_path, tiny_config):
     cfg = tiny_config(leaves, tmp_path / "r", transfer__epochs=10, finetune__epochs=2)
     cfg["transfer"].update(optimizer="ranger", schedule="triangular2", lr=1e-3, max_lr=1e-2, step_size=2,

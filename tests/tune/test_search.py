@@ -112,6 +112,41 @@ def _space_file(tmp_path, space):
     return p
 
 
+def test_quiet_cli_prints_an_aligned_leaderboard_and_no_kerastuner_lines(leaves, tmp_path, run_cli):
+    root = tmp_path / "q"
+    args = ["search", "--data", leaves, "--backbone", "simple-cnn", "--weights", "none", "--image-size", "32",
+            "--epochs", "1", "--finetune-epochs", "0", "--tuner", "random", "--max-trials", "2",
+            "--space", _space_file(tmp_path, SPACE), "--run-dir", root, "--quiet"]
+    for attempt in ("first run", "resume"):
+        code, out, err = run_cli(*args)
+        assert code == 0, err
+        for kerastuner_line in ("Reloading Tuner", "Search: Running Trial", "Complete [", "So Far", "elapsed"):
+            assert kerastuner_line not in out + err, (attempt, out)
+        assert "\x1b[" not in out, attempt
+        lines = out.splitlines()
+        header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["#", "trial"])
+        csv = read_csv(root / "trials.csv")
+        keys = list(csv[0])[2:4]   # the space's keys, in the order the space file gives them
+        assert sorted(keys) == ["data.batch_size", "transfer.lr"]
+        assert lines[header].split() == ["#", "trial", *keys, "val_loss", "val_accuracy", "epochs", "status"]
+        infos = [json.loads((root / "trials" / r["trial"] / "search_trial.json").read_text()) for r in csv]
+        infos.sort(key=lambda i: i["metrics"]["val_loss"])
+        rows = [line for line in lines[header + 1:] if line.split()[:1] in (["1"], ["2"], ["3"])]
+        assert len(rows) == 2, (attempt, out)
+        starts = set()
+        for rank, (row, info) in enumerate(zip(rows, infos), 1):   # ranked by the objective
+            loss = f"{info['metrics']['val_loss']:.4f}"
+            values = {"transfer.lr": f"{info['values']['transfer.lr']:.3g}",
+                      "data.batch_size": str(info["values"]["data.batch_size"])}
+            assert row.split() == [str(rank), info["trial_id"], *(values[k] for k in keys), loss,
+                                   f"{info['metrics']['val_accuracy']:.4f}", "1", "COMPLETED"], (attempt, out)
+            starts.add(row.index(" " + loss + " ") + 1)
+        assert len(starts) == 1, (attempt, out)   # the objective column lines up
+        assert f"best config: {root / 'best.yaml'}" in lines, (attempt, out)
+        assert yaml.safe_load((root / "best.yaml").read_text())["data"]["batch_size"] == infos[0]["values"][
+            "data.batch_size"]
+
+
 def test_a_changed_search_is_refused(leaves, tmp_path, tiny_config):
     root = tmp_path / "c"
     search(base(leaves, root, tiny_config), tuner="random", max_trials=1, space=SPACE)
