@@ -32,6 +32,8 @@ SUBSTITUTIONS = {
 }
 # appended to every training command: 32 px, one epoch a phase, small batches
 TINY = ["--image-size", "32", "--epochs", "1", "--finetune-epochs", "1", "--batch-size", "16"]
+# appended to other commands whose defaults run for minutes
+APPENDED = {"inversions": ["--steps", "3"]}
 
 
 def code_blocks(path: Path) -> list[tuple[str, int, str]]:
@@ -78,6 +80,8 @@ def tiny(argv: list[str]) -> list[str]:
             out[i + 1] = rule.get(out[i + 1], out[i + 1])
         elif rule is not None:
             out[i + 1] = rule
+    if out and out[0] in APPENDED and not set(APPENDED[out[0]][::2]) & set(out):
+        out += APPENDED[out[0]]
     if out and out[0] in TRAINING:
         out += TINY
         if "--weights" not in out:
