@@ -122,9 +122,13 @@ def test_two_workers_killed_and_resumed_train_as_one_device(leaves, tmp_path):
     assert [layer.synchronized for layer in m_cluster.layers if isinstance(layer, keras.layers.BatchNormalization)]
     # Float sums in another order; Adam turns a sign flip of a near-zero gradient into a
     # full step (lr 6e-3), and synchronised BatchNormalization computes the variance as
-    # E[x^2] - E[x]^2: weights agree to a few steps, predictions closely.
+    # E[x^2] - E[x]^2: single weights may sit a few such steps apart (how many depends on
+    # the CPU's kernels), each tensor as a whole agrees closely.
+    step = 6e-3
     for w1, w2 in zip(m_cluster.weights, m_single.weights):
-        np.testing.assert_allclose(np.asarray(w1), np.asarray(w2), atol=2e-2, rtol=5e-2)
+        a, b = np.asarray(w1), np.asarray(w2)
+        np.testing.assert_allclose(a, b, atol=4 * step, rtol=5e-2)
+        assert np.linalg.norm(a - b) <= 1e-2 * max(np.linalg.norm(b), 1.0), w1.path
     images = np.stack([keras.utils.img_to_array(keras.utils.load_img(p, target_size=(32, 32)))
                        for p in sorted(leaves.rglob("*.png"))[::7]])
     np.testing.assert_allclose(m_cluster.predict(images, verbose=0), m_single.predict(images, verbose=0), atol=2e-2)
