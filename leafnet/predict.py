@@ -104,8 +104,8 @@ def load_predictor(model_or_run: Any, trust: bool = False) -> tuple[Any, list[st
     return model, list(classes), int(size)
 
 
-def _decode(path: str, size: int):
-    """uint8 ``[size, size, 3]`` or an error message."""
+def decode_file(path: str, size: int):
+    """``(uint8 [size, size, 3], None)``, or ``(None, the reason it cannot be used)``."""
     import tensorflow as tf
 
     from leafnet.data.pipeline import decode_image, resize_uint8
@@ -192,7 +192,7 @@ def predict(model_or_run: Any, paths: Sequence[str | os.PathLike], top_k: int = 
     for start in range(0, len(files), CHUNK):
         chunk = files[start:start + CHUNK]
         with quiet_decoders():     # a bad file's row carries its error; libjpeg's lines would repeat it
-            decoded = [_decode(p, size) for p in chunk]
+            decoded = [decode_file(p, size) for p in chunk]
         good = [i for i, (img, _) in enumerate(decoded) if img is not None]
         probs = np.zeros((0, len(classes)))
         if good:

@@ -190,11 +190,13 @@ class Subject:
 
     def load_images(self, paths: Sequence[str | os.PathLike]) -> np.ndarray:
         """float32 ``[N, size, size, 3]`` in 0..255, decoded and resized exactly as training does."""
-        from leafnet.predict import _decode
+        from leafnet.data.codec_messages import quiet_decoders
+        from leafnet.predict import decode_file
 
         out = []
-        for p in paths:
-            img, err = _decode(str(p), self.size)
+        with quiet_decoders():
+            decoded = [(p, *decode_file(str(p), self.size)) for p in paths]
+        for p, img, err in decoded:
             if img is None:
                 raise LeafnetError(f"cannot use image {p}: {err}")
             out.append(img)

@@ -130,13 +130,13 @@ def test_libjpeg_lines_stay_off_the_console_of_data_check(tmp_path):
 
 def test_predict_decoder_agrees_with_the_scan(corpus):
     """``leafnet predict`` decodes file by file; it must refuse exactly the files the scan refuses."""
-    from leafnet.predict import _decode
+    from leafnet.predict import decode_file
 
     root, cases = corpus
     for rel, outcome in cases.items():
         path = root / rel
         if outcome.used or outcome.reason.startswith("cannot decode: "):
-            img, err = _decode(str(path), 16)
+            img, err = decode_file(str(path), 16)
             assert (img is not None) == outcome.used, (rel, err)
             if not outcome.used:
                 assert err == outcome.reason
