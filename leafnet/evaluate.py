@@ -5,8 +5,12 @@ Writes to ``RUN/eval/``:
 - ``<stem>.json``: accuracy, mean per-class accuracy, per-class precision / recall / F1,
   top-k accuracy, cross-entropy, the confusion matrix and the most-confused pairs;
 - ``<stem>_predictions.csv``: path, true, predicted, confidence, loss (highest loss first);
+- ``<stem>_confusion.csv``: the whole confusion matrix (counts; header: the class names);
 - ``<stem>_confusion.png`` (counts), ``<stem>_confusion_normalized.png`` (row shares),
-  ``<stem>_top_losses.png`` (the 16 images with the highest loss).
+  ``<stem>_top_losses.png`` (the 16 images with the highest loss); past
+  :data:`leafnet.plots.MATRIX_UP_TO` classes the matrices show the most confused classes only.
+
+The numbers are written before the figures: a figure that fails to draw is a warning line.
 
 ``stem`` is the subset (``train``, ``val`` or, with ``data=DIR``, the folder's name), with
 ``_tta`` appended under test-time augmentation, so TTA numbers never replace the plain ones.
@@ -21,12 +25,14 @@ from typing import Sequence
 
 import numpy as np
 
+from leafnet.confusion import write_confusion_csv
 from leafnet.errors import DataError, LeafnetError
 from leafnet.runs import RunDir, inside, io_guard, is_run_dir, safe_filename, write_csv, write_json
 
 PREDICTIONS_HEADER = ["path", "true", "predicted", "confidence", "loss"]
 EVAL_DIR = "eval"
-EVAL_SUFFIXES = {"report": ".json", "predictions": "_predictions.csv", "confusion": "_confusion.png",
+EVAL_SUFFIXES = {"report": ".json", "predictions": "_predictions.csv", "confusion_csv": "_confusion.csv",
+                 "confusion": "_confusion.png",
                  "confusion_normalized": "_confusion_normalized.png", "top_losses": "_top_losses.png"}
 SUBSET_ORDER = ("val", "test", "train")     # how pages list the evaluations
 
@@ -96,10 +102,11 @@ def compute_metrics(y: np.ndarray, probs: np.ndarray, classes: Sequence[str], to
                            "predicted": predicted}
         if recall is not None:
             recalls.append(recall)
-    pairs = [(int(cm[i, j]), i, j) for i in range(c) for j in range(c) if i != j and cm[i, j] > 0]
-    pairs.sort(key=lambda t: (-t[0], t[1], t[2]))
-    confused = [{"true": classes[i], "predicted": classes[j], "count": cnt,
-                 "share_of_true": cnt / int(cm[i].sum())} for cnt, i, j in pairs[:5]]
+    off = cm - np.diag(np.diagonal(cm))
+    rows, cols = np.nonzero(off)
+    order = np.lexsort((cols, rows, -off[rows, cols]))[:5]   # the largest first, ties in class order
+    confused = [{"true": classes[i], "predicted": classes[j], "count": int(cm[i, j]),
+                 "share_of_true": int(cm[i, j]) / int(cm[i].sum())} for i, j in zip(rows[order], cols[order])]
     return {
         "images": int(n),
         "accuracy": float((pred == y).mean()) if n else float("nan"),
@@ -202,7 +209,7 @@ def evaluate(run_dir: str | os.PathLike, subset: str = "val", data: str | os.Pat
     stem, label = eval_stem(name, tta), eval_label(name, tta)
     files = eval_files(run.root, stem)
     if not plots:
-        files = {k: files[k] for k in ("report", "predictions")}
+        files = {k: files[k] for k in ("report", "predictions", "confusion_csv")}
     files = {k: inside(run.root, v) for k, v in files.items()}
     report = {"run": str(run.root), "subset": name, "data": str(Path(data).resolve()) if data else None,
               "tta": bool(tta), "image_size": size, **report,
@@ -212,18 +219,24 @@ def evaluate(run_dir: str | os.PathLike, subset: str = "val", data: str | os.Pat
         write_csv(files["predictions"], PREDICTIONS_HEADER,
                   ([r["path"], r["true"], r["predicted"], f"{r['confidence']:.6f}", f"{r['loss']:.6f}"]
                    for r in rows))
-        if plots:
-            from leafnet.plots import plot_confusion, plot_top_losses
-
-            cm = np.array(report["confusion"])
-            title = f"{label}: {len(rows)} images, accuracy {report['accuracy']:.3f}"
-            plot_confusion(cm, classes, files["confusion"], title=title + ", counts")
-            plot_confusion(cm, classes, files["confusion_normalized"], title=title + ", row-normalised",
-                           normalized=True)
-            plot_top_losses(rows, files["top_losses"], title=f"{label}: the {min(16, len(rows))} highest losses")
+        write_confusion_csv(report["confusion"], classes, files["confusion_csv"])
         write_json(files["report"], report)
 
     io_guard(write, f"the evaluation files in {run.root / EVAL_DIR}")
+    if plots:
+        from leafnet.plots import draw_or_warn, plot_confusion, plot_top_losses
+
+        cm = np.array(report["confusion"])
+        title = f"{label}: {len(rows)} images, accuracy {report['accuracy']:.3f}"
+        table = files["confusion_csv"].name
+        draw_or_warn(lambda: plot_confusion(cm, classes, files["confusion"], title=title + ", counts", table=table),
+                     files["confusion"])
+        draw_or_warn(lambda: plot_confusion(cm, classes, files["confusion_normalized"], normalized=True,
+                                            title=title + ", row-normalised", table=table),
+                     files["confusion_normalized"])
+        draw_or_warn(lambda: plot_top_losses(rows, files["top_losses"],
+                                             title=f"{label}: the {min(16, len(rows))} highest losses"),
+                     files["top_losses"])
     return report
 
 

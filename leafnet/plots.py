@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import os
-from typing import Mapping, Sequence
+import sys
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from leafnet.confusion import most_confused, row_normalised  # noqa: F401 - row_normalised: public here too
 from leafnet.runs import atomic_path
 
 
@@ -22,14 +24,47 @@ def _pyplot():
 
 RESTORED = "restored weights"   # the legend entry of the epoch each phase ended on
 COUNTS_UP_TO = 12               # classes up to which a row-normalised matrix also shows its counts
+MATRIX_UP_TO = 40               # classes up to which a confusion figure shows every class
+MOST_CONFUSED = 30              # past MATRIX_UP_TO: the classes with the most errors, shown
+MAX_PIXELS = 4000               # the longest side of any saved figure
+DPI = 110
+LABEL_CHARS = 32                # tick labels longer than this are cut (the CSVs hold the full names)
 
 
 def _save(fig, path: str | os.PathLike) -> None:
-    """Write ``fig`` as PNG, its title also in the file's ``Title`` field (what viewers list)."""
+    """Write ``fig`` as PNG, its title also in the file's ``Title`` field (what viewers list).
+
+    The resolution drops below ``DPI`` where the picture would be longer than ``MAX_PIXELS``
+    on a side, so a figure's memory stays bounded whatever it holds.
+    """
     title = fig.get_suptitle() or next((ax.get_title() for ax in fig.axes if ax.get_title()), "")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata={"Title": title} if title else None)
-    _pyplot().close(fig)
+    plt = _pyplot()
+    try:
+        fig.set_dpi(min(DPI, MAX_PIXELS / max(fig.get_size_inches())))   # the measuring canvas is bounded too
+        fig.draw_without_rendering()   # runs the layout engine, as savefig will
+        box = fig.get_tightbbox(fig.canvas.get_renderer())
+        dpi = min(DPI, 0.97 * MAX_PIXELS / (max(box.width, box.height) + 0.2))
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.1,
+                        metadata={"Title": title} if title else None)
+    finally:
+        plt.close(fig)
+
+
+def draw_or_warn(draw: Callable[[], None], path: str | os.PathLike) -> bool:
+    """Run ``draw`` (one figure); a failure is one warning line on stderr, not a lost run:
+    callers draw only once the numbers are written."""
+    try:
+        draw()
+        return True
+    except Exception as e:  # noqa: BLE001 - a figure is never worth the run
+        print(f"warning: could not draw {path} ({type(e).__name__}: {e}); the numbers are written",
+              file=sys.stderr, flush=True)
+        return False
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= LABEL_CHARS else name[:LABEL_CHARS - 1] + "…"
 
 
 def _floats(rows: Sequence[dict], key: str) -> np.ndarray:
@@ -84,45 +119,50 @@ def plot_curves(history: Sequence[dict], path: str | os.PathLike, title: str = "
     _save(curves_figure(history, title, restored), path)
 
 
-def row_normalised(matrix) -> np.ndarray:
-    """Each row divided by its sum (the share of the true class); a row without images stays 0."""
-    matrix = np.asarray(matrix)
-    rows = matrix.sum(axis=1, keepdims=True)
-    return np.divide(matrix, rows, out=np.zeros(matrix.shape, dtype=float), where=rows > 0)
+def confusion_figure(matrix, classes: Sequence[str], title: str = "", normalized: bool = False,
+                     table: str | None = None):
+    """The figure of :func:`plot_confusion`, returned unsaved.
 
-
-def confusion_figure(matrix, classes: Sequence[str], title: str = "", normalized: bool = False):
-    """The figure of :func:`plot_confusion`, returned unsaved."""
+    Up to ``MATRIX_UP_TO`` classes: every class. Past that: ``MOST_CONFUSED`` classes, those
+    of the largest off-diagonal cells first (:func:`leafnet.confusion.most_confused`), said in the title (``table``: the
+    file that holds every class); shares are still of the whole true class.
+    """
     plt = _pyplot()
     matrix = np.asarray(matrix)
-    n = len(classes)
     share = row_normalised(matrix)
+    names = list(classes)
+    note = ""
+    if len(names) > MATRIX_UP_TO:
+        keep = most_confused(matrix, MOST_CONFUSED)
+        note = (f"{len(keep)} of {len(names)} classes: those of the largest errors"
+                + (f"; every class: {table}" if table else ""))
+        matrix, share, names = matrix[np.ix_(keep, keep)], share[np.ix_(keep, keep)], [names[i] for i in keep]
+    n = len(names)
     side = max(5.0, 0.5 * n + 2.5)
     fig, ax = plt.subplots(figsize=(side + 1.2, side))
     im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
-    ax.set_xticks(range(n), classes, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(n), classes, fontsize=8)
+    ax.set_xticks(range(n), [_short(c) for c in names], rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(n), [_short(c) for c in names], fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    for i in range(n):
-        for j in range(n):
-            if matrix[i, j]:
-                count = str(int(matrix[i, j]))
-                text = (f"{share[i, j]:.2f}" + (f"\n({count})" if n <= COUNTS_UP_TO else "")) if normalized else count
-                ax.text(j, i, text, ha="center", va="center", fontsize=7,
-                        color="white" if share[i, j] > 0.5 else "black")
-    ax.set_title(title or ("confusion matrix (row-normalised)" if normalized else "confusion matrix"))
+    for i, j in zip(*np.nonzero(matrix)):
+        count = str(int(matrix[i, j]))
+        text = (f"{share[i, j]:.2f}" + (f"\n({count})" if n <= COUNTS_UP_TO else "")) if normalized else count
+        ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if share[i, j] > 0.5 else "black")
+    title = title or ("confusion matrix (row-normalised)" if normalized else "confusion matrix")
+    ax.set_title(f"{title}\n{note}" if note else title)
     fig.tight_layout()
     return fig
 
 
 def plot_confusion(matrix: np.ndarray, classes: Sequence[str], path: str | os.PathLike, title: str = "",
-                   normalized: bool = False) -> None:
+                   normalized: bool = False, table: str | None = None) -> None:
     """Colour by row-normalised share (readable with 14+ classes); each cell shows its count,
     or with ``normalized`` its share of the true class (each row sums to 1), and its count in
-    brackets up to ``COUNTS_UP_TO`` classes."""
-    _save(confusion_figure(matrix, classes, title, normalized), path)
+    brackets up to ``COUNTS_UP_TO`` classes. Past ``MATRIX_UP_TO`` classes only the most
+    confused are drawn (see :func:`confusion_figure`); ``table`` names the full matrix's file."""
+    _save(confusion_figure(matrix, classes, title, normalized, table), path)
 
 
 def plot_top_losses(rows: Sequence[dict], path: str | os.PathLike, n: int = 16, title: str = "") -> None:

@@ -23,7 +23,7 @@ from leafnet.errors import LeafnetError
 from leafnet.evaluate import saved_evaluations
 from leafnet.history import restored_epochs
 from leafnet.htmlpage import Page, esc, fmt, missing, table
-from leafnet.plots import COUNTS_UP_TO, RESTORED
+from leafnet.plots import COUNTS_UP_TO, MATRIX_UP_TO, RESTORED
 from leafnet.runs import RunDir, io_guard, is_run_dir, read_csv, write_text
 
 ASSETS = "report_files"
@@ -195,14 +195,19 @@ def _confusion_section(page: Page, run: RunDir, evals: list[dict]) -> None:
     shown = ev["paths"].get("confusion_normalized") if ev else None
     n_classes = len(ev["classes"]) if ev else len(run.read_classes())
     how = ("row-normalised: each row (a true class) sums to 1" +
-           ("; counts in brackets" if n_classes <= COUNTS_UP_TO else ""))
+           ("; counts in brackets" if n_classes <= COUNTS_UP_TO else "") +
+           (f"; the classes of the largest errors only, of {n_classes}" if n_classes > MATRIX_UP_TO else ""))
     if shown:
         body = page.img(shown, f"{ev['label']}, {ev.get('images')} images, {how}")
+        table_csv = ev["paths"].get("confusion_csv")
     elif fit_png.is_file():
         shown, body = fit_png, page.img(fit_png, f"validation at the end of fit, {how}")
+        table_csv = fit_png.with_suffix(".csv")
     else:
         page.add("confusion", "Confusion matrix", missing("no confusion matrix (run: leafnet evaluate RUN)"))
         return
+    if table_csv is not None and Path(table_csv).is_file():
+        body += f"<p>Every class, in counts: {page.link(table_csv)}.</p>"
     others = [(f"{e['label']}, {name}", e["paths"][kind]) for e in evals
               for kind, name in (("confusion_normalized", "row-normalised"), ("confusion", "counts"))
               if kind in e["paths"] and e["paths"][kind] != shown]

@@ -118,7 +118,7 @@ def unescape_csv_cell(value: str) -> str:
 def write_csv(path: str | os.PathLike, header: list[str], rows: Iterable[Iterable[Any]]) -> None:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(header)
+    writer.writerow([escape_csv_cell(v) for v in header])   # a header may hold class names
     for row in rows:
         writer.writerow([escape_csv_cell(v) for v in row])
     write_text(path, buf.getvalue())
@@ -127,7 +127,8 @@ def write_csv(path: str | os.PathLike, header: list[str], rows: Iterable[Iterabl
 def read_csv(path: str | os.PathLike) -> list[dict[str, str]]:
     """Rows of a CSV written by :func:`write_csv`, cells unescaped (as they were before writing)."""
     with open(path, newline="", encoding="utf-8") as f:
-        return [{k: unescape_csv_cell(v) if isinstance(v, str) else v for k, v in row.items()}
+        return [{unescape_csv_cell(k) if isinstance(k, str) else k: unescape_csv_cell(v) if isinstance(v, str) else v
+                 for k, v in row.items()}
                 for row in csv.DictReader(f)]
 
 

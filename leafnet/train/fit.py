@@ -423,9 +423,12 @@ def _fit_worker(cfg: Config, exec_cfg: Config, spec, strategy, split, root: Path
 def finish_run(run: RunDir, cfg: Config, model, spec, classes, train, val, history, seconds: float,
                test=None) -> None:
     """Write model.keras, metrics.json and the plots of a completed run; with ``test`` (the
-    held-out images), metrics.json's ``test`` block and plots/confusion_test.png."""
+    held-out images), metrics.json's ``test`` block and plots/confusion_test.png. Each
+    confusion matrix is also written whole as plots/confusion_<subset>.csv. The numbers are
+    written first: a figure that fails to draw is a warning line."""
+    from leafnet.confusion import csv_path, write_confusion_csv
     from leafnet.history import restored_epochs
-    from leafnet.plots import plot_confusion, plot_curves
+    from leafnet.plots import draw_or_warn, plot_confusion, plot_curves
     from leafnet.train.trainer import plan_phases
 
     io_guard(lambda: save_keras(model, run.model), str(run.model))
@@ -440,24 +443,32 @@ def finish_run(run: RunDir, cfg: Config, model, spec, classes, train, val, histo
         "image_size": cfg.data.image_size,
         "train_seconds_this_session": round(seconds, 1),
     }
+    matrices = []   # (png, confusion, title) drawn once metrics.json is written
     if val is not None:
         results = model.evaluate(val.dataset(cfg.data.batch_size), verbose=0, return_dict=True)
         ev = evaluate_split(model, val, classes, cfg.data.batch_size)
         metrics.update({"val_accuracy": ev["accuracy"], "val_loss": float(results["loss"]),
                         "val_crossentropy": ev["crossentropy"], "mean_class_accuracy": ev["mean_class_accuracy"],
                         "per_class": ev["per_class"], "confusion": ev["confusion"]})
-        plot_confusion(np.array(ev["confusion"]), classes, run.plots / "confusion_val.png", normalized=True,
-                       title=f"validation at the end of fit: {len(val)} images, accuracy {ev['accuracy']:.3f}, "
-                             "row-normalised")
+        matrices.append((run.plots / "confusion_val.png", ev["confusion"],
+                         f"validation at the end of fit: {len(val)} images, accuracy {ev['accuracy']:.3f}, "
+                         "row-normalised"))
     if test is not None:
         held = evaluate_split(model, test, classes, cfg.data.batch_size)
         metrics["test"] = {"accuracy": held["accuracy"], "crossentropy": held["crossentropy"],
                            "mean_class_accuracy": held["mean_class_accuracy"], "images": len(test),
                            "per_class": held["per_class"], "confusion": held["confusion"]}
-        plot_confusion(np.array(held["confusion"]), classes, run.plots / "confusion_test.png", normalized=True,
-                       title=f"test, held out: {len(test)} images, accuracy {held['accuracy']:.3f}, row-normalised")
-    plot_curves(history, run.plots / "curves.png", title=f"{spec.name} on {len(classes)} classes", restored=restored)
+        matrices.append((run.plots / "confusion_test.png", held["confusion"],
+                         f"test, held out: {len(test)} images, accuracy {held['accuracy']:.3f}, row-normalised"))
     io_guard(lambda: write_json(run.metrics, metrics), str(run.metrics))
+    for png, cm, _ in matrices:
+        io_guard(lambda: write_confusion_csv(cm, classes, csv_path(png)), str(csv_path(png)))
+    for png, cm, title in matrices:
+        draw_or_warn(lambda: plot_confusion(np.array(cm), classes, png, normalized=True, title=title,
+                                            table=csv_path(png).name), png)
+    curves = run.plots / "curves.png"
+    draw_or_warn(lambda: plot_curves(history, curves, title=f"{spec.name} on {len(classes)} classes",
+                                     restored=restored), curves)
 
 
 def to_yaml(d: dict) -> str:
