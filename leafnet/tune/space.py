@@ -43,6 +43,9 @@ DEFAULT_SPACE = {
 # The search scans and splits the data once, and owns the trial folders: these are not searchable.
 FIXED_BY_SEARCH = {"data.data", "data.train", "data.val", "data.demo", "data.val_split", "run.dir", "run.verbose"}
 
+GRID_ENTRY_LIMIT = 100_000      # values of one entry a grid search may list
+GRID_LIMIT = 1_000_000          # points of a whole grid (the product of its entries' counts)
+
 _RANGE_KEYS = {"min", "max", "step", "sampling", "when"}
 _CHOICE_KEYS = {"values", "when"}
 _FIXED_KEYS = {"value", "when"}
@@ -64,6 +67,20 @@ class Entry:
     @property
     def discrete(self) -> bool:
         return self.kind in ("choice", "fixed", "int") or self.step is not None
+
+    def count(self) -> int | None:
+        """How many values a grid lists for this entry (KerasTuner's spacing: ``step`` apart,
+        or a factor ``step`` apart under log sampling); None for a continuous range."""
+        if self.kind in ("choice", "fixed"):
+            return len(self.values)
+        step = self.step if self.step is not None else (1 if self.kind == "int" else None)
+        if step is None:
+            return None
+        if self.sampling == "linear":
+            return int((self.max - self.min) // step + 1)   # as KerasTuner: max may fall out to rounding
+        if step <= 1:
+            return None   # KerasTuner refuses a log step of 1 or less when it declares the entry
+        return int(math.log(self.max / self.min, step) + 1e-8) + 1
 
     def candidates(self) -> list:
         """The values to validate against the config: every option, or a range's two ends."""
@@ -194,10 +211,9 @@ def check_space(entries: list[Entry], base: Config, tuner: str) -> None:
     """Refuse a space that cannot run: a value the config rejects, or a continuous range in a
     grid search. Each value is tried on its own on top of ``base`` (with its parent's value
     when it is conditional)."""
+    if tuner == "grid":
+        check_grid_size(entries)
     for e in entries:
-        if tuner == "grid" and not e.discrete:
-            raise ConfigError(f"search space entry {e.key!r}: grid search needs discrete values: give the range a "
-                              "step or list the values")
         context = {}
         if e.when:
             (parent, values), = e.when.items()
@@ -207,6 +223,31 @@ def check_space(entries: list[Entry], base: Config, tuner: str) -> None:
                 apply_values(base, {**context, e.key: value})
             except ConfigError as err:
                 raise ConfigError(f"search space entry {e.key!r}: value {value!r} is refused: {err}") from None
+
+
+def _num(v: float) -> str:
+    return f"{v:,}" if isinstance(v, int) else f"{v:g}"
+
+
+def check_grid_size(entries: list[Entry]) -> None:
+    """Refuse a grid KerasTuner could not list (it holds every value of an entry in memory):
+    a continuous range, an entry past ``GRID_ENTRY_LIMIT`` values, a grid past ``GRID_LIMIT``
+    points. Counted from the entries alone, before KerasTuner sees them."""
+    total = 1
+    for e in entries:
+        n = e.count()
+        if n is None:
+            raise ConfigError(f"search space entry {e.key!r}: grid search needs discrete values: give the range a "
+                              "step or list the values")
+        if n > GRID_ENTRY_LIMIT:
+            what = "a list" if e.min is None else f"min {_num(e.min)}, max {_num(e.max)}, step {_num(e.step or 1)}"
+            raise ConfigError(f"search space: {e.key} has {n:,} values ({what}); grid search is limited to "
+                              f"{GRID_ENTRY_LIMIT:,} values per entry: use a larger step or --tuner random")
+        total *= n
+    if total > GRID_LIMIT:
+        counts = " x ".join(f"{e.key} {e.count():,}" for e in entries if e.count() > 1)
+        raise ConfigError(f"search space: the grid has {total:,} points ({counts}); grid search is limited to "
+                          f"{GRID_LIMIT:,} points: use larger steps, fewer values or --tuner random")
 
 
 def declare(hp, entries: list[Entry]) -> dict[str, Any]:

@@ -82,3 +82,44 @@ def test_space_file_with_a_space_key(tmp_path):
     p.write_text("space:\n  transfer.lr: {min: 1e-4, max: 1e-2, sampling: log}\n  data.batch_size: [8, 16]\n")
     entries = load_space(p)
     assert [e.key for e in entries] == ["transfer.lr", "data.batch_size"] and entries[0].min == 1e-4
+
+
+def test_a_grid_too_long_to_list_is_refused_naming_the_entry():
+    with pytest.raises(ConfigError) as e:
+        check_space(load_space({"model.dropout": {"min": 0, "max": 0.5, "step": 1e-9}}), Config(), "grid")
+    assert str(e.value) == ("search space: model.dropout has 500,000,000 values (min 0, max 0.5, step 1e-09); grid "
+                            "search is limited to 100,000 values per entry: use a larger step or --tuner random")
+    with pytest.raises(ConfigError) as e:
+        check_space(load_space({"model.dropout": {"min": 0.0, "max": 0.5, "step": 1e-5}, "data.batch_size": [8, 16],
+                                "transfer.lr": {"min": 1e-4, "max": 1e-1, "step": 1e-4}}), Config(), "grid")
+    assert str(e.value) == ("search space: the grid has 99,900,000 points (model.dropout 50,000 x data.batch_size 2 x "
+                            "transfer.lr 999); grid search is limited to 1,000,000 points: use larger steps, fewer "
+                            "values or --tuner random")
+    with pytest.raises(ConfigError, match=r"finetune.blocks has 1,000,001 values \(min 0, max 1,000,000, step 1\)"):
+        check_space(load_space({"finetune.blocks": {"min": 0, "max": 10**6}}), Config(), "grid")
+    check_space(load_space({"model.dropout": {"min": 0, "max": 0.5, "step": 1e-9}}), Config(), "random")  # sampled
+
+
+def test_a_grid_counts_the_values_kerastuner_lists():
+    space = {"model.dropout": {"min": 0.0, "max": 0.5, "step": 0.1}, "finetune.blocks": {"min": 0, "max": 3},
+             "transfer.lr": {"min": 1e-4, "max": 1e-1, "step": 10, "sampling": "log"}, "data.batch_size": [8, 16],
+             "model.backbone": "simple-cnn"}
+    hp = kt.HyperParameters()
+    declare(hp, load_space(space))
+    assert [e.count() for e in load_space(space)] == [len(list(h.values)) for h in hp.space] == [5, 4, 4, 2, 1]   # 0.5 // 0.1 is 4.0
+
+
+def test_a_search_with_an_endless_grid_stops_before_kerastuner(leaves, tmp_path, tiny_config, monkeypatch):
+    """Refused up front: no trial, no oracle (which would list every value), no search folder."""
+    import leafnet.tune.search as search_module
+
+    def no_kerastuner(*args, **kwargs):
+        raise AssertionError("the search reached KerasTuner")
+
+    monkeypatch.setattr(search_module, "_oracle", no_kerastuner)
+    monkeypatch.setattr("leafnet.train.fit.fit", no_kerastuner)
+    root = tmp_path / "search"
+    with pytest.raises(ConfigError, match=r"^search space: model.dropout has 500,000,000 values .*--tuner random$"):
+        search_module.search(tiny_config(leaves, root), tuner="grid", max_trials=3,
+                             space={"model.dropout": {"min": 0, "max": 0.5, "step": 1e-9}})
+    assert not root.exists()
