@@ -249,7 +249,10 @@ def plot_class_counts(counts: dict[str, dict[str, int]], path: str | os.PathLike
     bottom = np.zeros(len(classes))
     for subset, values in counts.items():
         v = np.array([values.get(c, 0) for c in classes], dtype=float)
-        bars = ax.bar(range(len(classes)), v, bottom=bottom, label=subset, width=1.0 if many else 0.8)
+        if many:   # one outline per subset, not one rectangle per class
+            ax.stairs(bottom + v, np.arange(len(classes) + 1) - 0.5, baseline=bottom.copy(), fill=True, label=subset)
+        else:
+            bars = ax.bar(range(len(classes)), v, bottom=bottom, label=subset)
         bottom += v
     if many:
         ax.set_xlabel("classes, most images first")
