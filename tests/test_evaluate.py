@@ -102,6 +102,7 @@ def test_tta_files_are_named_and_titled_tta_beside_the_plain_ones(trained, val_r
     report = evaluate(run_dir, subset="val", tta=True, top_k=2)
     names = {k: Path(v).name for k, v in report["files"].items()}
     assert names == {"report": "val_tta.json", "predictions": "val_tta_predictions.csv",
+                     "confusion_csv": "val_tta_confusion.csv",
                      "confusion": "val_tta_confusion.png", "confusion_normalized": "val_tta_confusion_normalized.png",
                      "top_losses": "val_tta_top_losses.png"}
     assert json.loads((run_dir / "eval" / "val_tta.json").read_text())["tta"] is True
