@@ -33,7 +33,6 @@ def test_a_60_class_run_keeps_its_numbers_when_a_figure_fails(many, tmp_path, ti
 
     import leafnet
     import leafnet.plots
-    from leafnet.confusion import CSV_CORNER
     from leafnet.evaluate import evaluate
 
     def broken(*args, **kwargs):
@@ -48,6 +47,8 @@ def test_a_60_class_run_keeps_its_numbers_when_a_figure_fails(many, tmp_path, ti
     err = capsys.readouterr().err
     assert f"warning: could not draw {run_dir / 'plots' / 'curves.png'} (RuntimeError: no figure today); " \
            "the numbers are written" in err
+    from leafnet.confusion import CSV_CORNER
+
     rows = read_csv(run_dir / "plots" / "confusion_val.csv")
     assert list(rows[0]) == [CSV_CORNER, *metrics["classes"]] and len(rows) == CLASSES
     assert [[int(r[c]) for c in metrics["classes"]] for r in rows] == metrics["confusion"]

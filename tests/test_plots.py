@@ -79,11 +79,11 @@ def test_a_500_class_matrix_is_a_bounded_picture_of_the_most_confused_classes(tm
 
     from PIL import Image
 
-    from leafnet.plots import MAX_PIXELS, MOST_CONFUSED
-
     png = tmp_path / "confusion_val.png"
     done = subprocess.run([sys.executable, "-c", BOUNDED_CHILD, str(png)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+    from leafnet.plots import MAX_PIXELS, MOST_CONFUSED
+
     with Image.open(png) as im:
         assert max(im.size) <= MAX_PIXELS == 4000, im.size
         assert im.info["Title"] == (f"val: 1003 images\n{MOST_CONFUSED} of 500 classes: those of the largest errors; "
