@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from leafnet.errors import LeafnetError
-from leafnet.runs import RunDir, atomic_path, read_csv, write_csv, write_json
+from leafnet.runs import RunDir, atomic_path, io_guard, read_csv, write_csv, write_json
 
 HISTORY_COLUMNS = ["phase", "epoch", "phase_epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy",
                    "epoch_seconds"]
@@ -186,7 +186,7 @@ class Checkpoints:
         else:
             state.history = state.history[:state.epochs]
         if state.epochs:
-            self.write_history(state.history)
+            io_guard(lambda: self.write_history(state.history), str(self.run.history))
         return state
 
     def commit(self, state: TrainState, history: list[dict], committed: TrainState | None) -> TrainState:
