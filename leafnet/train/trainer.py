@@ -8,9 +8,10 @@ as the recipe allows (a *segment*: the epochs with the same unfrozen blocks and 
 over the epochs' datasets chained, with ``steps_per_epoch`` so Keras keeps one iterator;
 a callback reseeds before each epoch and does the bookkeeping after it. After each epoch
 the weights and the optimizer state are written atomically to ``backup/`` and a small
-``state.json`` is committed last; a run killed at any moment (SIGKILL included) and
-started again with the same command continues from the last finished epoch and ends
-with the same weights as an uninterrupted run.
+``state.json`` is committed last (:mod:`leafnet.train.checkpoint`); a run killed at any
+moment (SIGKILL included) and started again with the same command continues from the last
+finished epoch (or the one before, when the newest backup is unreadable) and ends with
+the same weights as an uninterrupted run.
 
 Under ``--distribute multiworker`` the epochs run on leafnet's own steps
 (:mod:`leafnet.train.steps`) instead of ``model.fit``. Only the chief (worker 0) writes
@@ -33,11 +34,9 @@ from leafnet.config import Config, PhaseConfig
 from leafnet.console import interactive, progress_bar
 from leafnet.errors import LeafnetError, TrainingDiverged
 from leafnet.history import improved
-from leafnet.runs import RunDir, atomic_path, io_guard, read_csv, save_keras, write_csv, write_json
+from leafnet.runs import RunDir, io_guard, save_keras, write_json
+from leafnet.train.checkpoint import Checkpoints, TrainState, finite_weights, load_arrays, model_arrays, save_arrays
 
-HISTORY_COLUMNS = ["phase", "epoch", "phase_epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy",
-                   "epoch_seconds"]
-STATE_VERSION = 1
 BEST_EVERY_SECONDS = 60.0      # best.keras is rewritten at most this often within a phase
 
 
@@ -88,76 +87,11 @@ def reseed(model, seed: int, epoch: int) -> None:
             i += 1
 
 
-# ------------------------------------------------------------------------------- state
-
-@dataclass
-class TrainState:
-    """What a resumed run needs besides the weights; stored as ``backup/state.json``."""
-
-    phase_index: int = 0
-    phase_epochs: int = 0          # epochs finished in the current phase
-    epochs: int = 0                # epochs finished in the whole run
-    phase_done: bool = False
-    complete: bool = False
-    best: float | None = None      # best monitored value over the run (best.keras)
-    best_monitor: str | None = None
-    phase_best: float | None = None
-    phase_best_epoch: int = 0
-    wait: int = 0                  # epochs without improvement (early stopping)
-    plateau_wait: int = 0          # epochs without improvement (plateau lr)
-    weights: str | None = None     # backup file with weights (+ optimizer state)
-    phase_best_weights: str | None = None
-    best_weights: str | None = None  # backup file with the weights of the run's best epoch
-    best_saved: bool = True        # best.keras holds them
-
-    def to_dict(self) -> dict:
-        return {"version": STATE_VERSION, **self.__dict__}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainState":
-        d = {k: v for k, v in d.items() if k != "version"}
-        return cls(**d)
-
-
-def _save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-
-
-def _model_arrays(model, with_optimizer: bool) -> dict[str, np.ndarray]:
-    arrays = {f"w{i:05d}": np.asarray(v) for i, v in enumerate(model.weights)}
-    if with_optimizer and model.optimizer is not None:
-        arrays.update({f"o{i:05d}": np.asarray(v) for i, v in enumerate(model.optimizer.variables)})
-    return arrays
-
-
-def _load_arrays(model, path: Path, with_optimizer: bool) -> None:
-    with np.load(path) as data:
-        weights = [data[k] for k in sorted(k for k in data.files if k.startswith("w"))]
-        if len(weights) != len(model.weights):
-            raise LeafnetError(f"backup {path} does not match the model ({len(weights)} vs {len(model.weights)} "
-                               "weights); delete the run folder's backup/ to start over")
-        for v, a in zip(model.weights, weights):
-            v.assign(a)
-        if with_optimizer:
-            opt = [data[k] for k in sorted(k for k in data.files if k.startswith("o"))]
-            variables = model.optimizer.variables
-            if len(opt) != len(variables):
-                raise LeafnetError(f"backup {path} holds optimizer state that does not match this phase; "
-                                   "delete the run folder's backup/ to start over")
-            for v, a in zip(variables, opt):
-                v.assign(a)
-
+# ------------------------------------------------------------------------------- history rows
 
 def _round(x: float | None) -> float | None:
     """Six significant digits: float32 values printed in full (0.0010000000474974513) help nobody."""
     return None if x is None else float(f"{x:.7g}")
-
-
-def _finite(arrays: dict[str, np.ndarray]) -> bool:
-    """Every floating model weight of :func:`_model_arrays` output is finite."""
-    return all(np.isfinite(a).all() for k, a in arrays.items() if k[0] == "w" and np.issubdtype(a.dtype, np.floating))
 
 
 # ------------------------------------------------------------------------------- callbacks
@@ -267,15 +201,8 @@ class Trainer:
         return self.run.backup / "state.json"
 
     def load_state(self) -> TrainState | None:
-        import json
-
-        p = self._state_path()
-        if not p.exists():
-            return None
-        try:
-            return TrainState.from_dict(json.loads(p.read_text()))
-        except (ValueError, TypeError) as e:
-            raise LeafnetError(f"cannot resume: {p} is unreadable ({e}); delete the run folder to start over") from None
+        """The state to resume from (see :meth:`leafnet.train.checkpoint.Checkpoints.resume`)."""
+        return Checkpoints(self.run).resume()
 
     def _write(self, fn, what: str) -> None:
         """Write through :func:`io_guard`; only the chief writes."""
@@ -286,7 +213,7 @@ class Trainer:
         """Load backup ``name`` into the model (and optimizer); in a cluster the chief reads
         it and every worker receives the chief's values."""
         if self.chief:
-            _load_arrays(self.model, self.run.backup / name, with_optimizer)
+            load_arrays(self.model, self.run.backup / name, with_optimizer)
         if self.steps is not None:
             from leafnet.train.steps import broadcast_variables
 
@@ -294,27 +221,7 @@ class Trainer:
             broadcast_variables(self.steps.strategy, variables, is_chief=self.chief)
 
     def _commit(self, state: TrainState) -> None:
-        write_csv(self.run.history, HISTORY_COLUMNS, [[row.get(c, "") for c in HISTORY_COLUMNS] for row in self.history])
-        write_json(self._state_path(), state.to_dict())
-        keep = {state.weights, state.phase_best_weights, state.best_weights}
-        for f in self.run.backup.glob("*.npz"):
-            if f.name not in keep:
-                with contextlib.suppress(OSError):
-                    f.unlink()
-        self._committed = TrainState.from_dict(state.to_dict())
-
-    def _read_history(self, epochs: int) -> list[dict]:
-        if not self.run.history.exists():
-            return []
-        rows = [r for r in read_csv(self.run.history) if r.get("epoch") and int(r["epoch"]) <= epochs]
-        out = []
-        for r in rows:
-            row: dict[str, Any] = {"phase": r["phase"]}
-            for k in HISTORY_COLUMNS[1:]:
-                v = r.get(k, "")
-                row[k] = (int(v) if k in ("epoch", "phase_epoch") else float(v)) if v != "" else ""
-            out.append(row)
-        return out
+        self._committed = Checkpoints(self.run).commit(state, self.history, self._committed)
 
     # -- phases
     def _stage_blocks(self, phase: Phase, phase_epoch: int) -> int | str:
@@ -417,9 +324,9 @@ class Trainer:
             shared = broadcast_json(self.steps.strategy, state.to_dict() if state else None, is_chief=self.chief)
             state = TrainState.from_dict(shared) if shared else None
         state = state or TrainState()
-        self._committed = TrainState.from_dict(state.to_dict())
+        self._committed = state.copy()
         if state.epochs and self.chief:
-            self.history = self._read_history(state.epochs)
+            self.history = [dict(r) for r in state.history or []]
             self._log(f"resuming {run.root} after epoch {state.epochs} "
                       f"({phases[min(state.phase_index, len(phases) - 1)].name} phase)")
         try:
@@ -589,8 +496,8 @@ class Trainer:
         row = {"phase": phase.name, "epoch": n + 1, "phase_epoch": state.phase_epochs + 1, "lr": _round(lr),
                **{key: _round(logs.get(key)) for key in ("loss", "accuracy", "val_loss", "val_accuracy")},
                "epoch_seconds": round(seconds, 3)}
-        arrays = _model_arrays(self.model, True)
-        if not _finite(arrays):
+        arrays = model_arrays(self.model, True)
+        if not finite_weights(arrays):
             raise TrainingDiverged(f"training diverged at {label}: the weights are no longer finite; "
                                    "lower the learning rate. The run folder keeps the last good epoch")
         self.history.append(row)
@@ -599,13 +506,11 @@ class Trainer:
         state.epochs, state.phase_epochs = n + 1, state.phase_epochs + 1
 
         tag = f"{n + 1:05d}"
-        if value is None:
-            pass                     # no validation: the last epoch is the model
-        elif improved(monitor, value, state.phase_best):
+        if value is not None and improved(monitor, value, state.phase_best):
             # The phase's best weights are this epoch's backup (its optimizer part is not read).
             state.phase_best, state.phase_best_epoch, state.wait, state.plateau_wait = value, n + 1, 0, 0
             state.phase_best_weights = f"epoch-{tag}.npz"
-        else:
+        elif value is not None:
             state.wait += 1
             state.plateau_wait += 1
         if value is not None and improved(monitor, value, state.best):
@@ -628,9 +533,9 @@ class Trainer:
             self._restore(state.phase_best_weights, with_optimizer=False)
             self._log(f"  restored the weights of epoch {state.phase_best_epoch} "
                       f"(best {monitor} {state.phase_best:.4f})")
-            arrays = _model_arrays(self.model, True)
+            arrays = model_arrays(self.model, True)
         state.weights = f"epoch-{tag}.npz"
-        self._write(lambda: _save_arrays(run.backup / state.weights, arrays), "a backup")
+        self._write(lambda: save_arrays(run.backup / state.weights, arrays), "a backup")
         if last and state.best_weights == state.phase_best_weights:
             self._save_best(state)       # the model holds the run's best weights now
         state.phase_done = last
@@ -659,9 +564,9 @@ class Trainer:
         state = self._committed
         if state is None or state.best_saved or not state.best_weights or not self.chief or self.steps is not None:
             return
-        held = _model_arrays(self.model, False)
+        held = model_arrays(self.model, False)
         try:
-            _load_arrays(self.model, self.run.backup / state.best_weights, with_optimizer=False)
+            load_arrays(self.model, self.run.backup / state.best_weights, with_optimizer=False)
             self._save_best(state)
         finally:
             for v, a in zip(self.model.weights, held.values()):

@@ -114,7 +114,7 @@ def main(argv=None) -> int:
 
     clock = Clock()
     if args.profile:
-        for name in ("reseed", "_finite", "_save_arrays", "_model_arrays", "save_keras", "_load_arrays"):
+        for name in ("reseed", "finite_weights", "save_arrays", "model_arrays", "save_keras", "load_arrays"):
             setattr(trainer_mod, name, clock.wrap(name, getattr(trainer_mod, name)))
         for name in ("_begin_epoch", "_end_epoch", "_commit", "_train_dataset", "_steps_per_epoch"):
             setattr(trainer_mod.Trainer, name, clock.wrap(f"Trainer.{name}", getattr(trainer_mod.Trainer, name)))
