@@ -31,6 +31,7 @@ from typing import Callable
 
 import numpy as np
 
+from leafnet import runlock
 from leafnet.errors import LeafnetError
 from leafnet.runs import RunDir, is_run_dir, public_mode, write_json
 
@@ -324,58 +325,66 @@ def export(run_dir: str | os.PathLike, format: str = "savedmodel", out: str | os
         raise LeafnetError(f"{run.root} has no model.keras (is the run finished?)")
     from leafnet.evaluate import load_run_model, run_image_size
 
-    classes = run.read_classes()
-    target = Path(out) if out else run.root / "export" / format
-    target = target.resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    say = progress or (lambda line: None)
-    try:
-        if format != "keras":
-            say(f"loading {run.model}")
-        model = None if format == "keras" else load_run_model(run)
-        size = run_image_size(run, model)
-        card = model_card(run, format, classes, size)
-        if format == "keras":
-            say(f"copying {run.model}")
-            shutil.copy2(run.model, tmp / "model.keras")
-        elif format in ("savedmodel", "submission"):
-            say("building the SavedModel (signatures serving_default, serving_bytes) and writing it")
-            save_savedmodel(model, classes, size, tmp if format == "savedmodel" else tmp / "savedmodel")
-            if format == "submission":
-                say("writing model.py")
-                (tmp / "model.py").write_text(SUBMISSION_MODEL_PY, encoding="utf-8")
-        elif format == "tflite":
-            say(f"converting to TFLite (quantization: {quantize}) and writing model.tflite")
-            save_tflite(model, size, tmp / "model.tflite", quantize)
-            card.update(file="model.tflite", quantization=quantize,
-                        input=f"images: float32 [N, {size}, {size}, 3], RGB 0..255, resized to {size}x{size} "
-                              "(antialiased bilinear) by the caller", output="probabilities [N, C]",
-                        parity=check_parity(run, model, size, tflite_runner(tmp / "model.tflite"), progress=say))
-        else:
-            say("converting to ONNX (tf2onnx) and writing model.onnx")
-            save_onnx(model, size, tmp / "model.onnx")
-            card.update(file="model.onnx", input=f"images: float32 [N, {size}, {size}, 3], RGB 0..255, resized to "
-                        f"{size}x{size} (antialiased bilinear) by the caller", output="probabilities [N, C]")
-            try:
-                card["parity"] = check_parity(run, model, size, onnx_runner(tmp / "model.onnx"), progress=say)
-            except ImportError:
-                card["parity"] = "not checked: onnxruntime is not installed"
-        say("writing model_card.json and classes.json")
-        write_json(tmp / "classes.json", classes)
-        write_json(tmp / "model_card.json", card)
-        public_mode(tmp, directory=True)
-        old = None
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise LeafnetError(f"could not write the export to {target}: {e.strerror or e}") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    # Held while exporting: a fit resuming this run, or another export, must not write it now; and
+    # holding it, every temporary in the folder is a killed writer's (an export's SavedModel folder).
+    # A read-only run folder (exported with --out elsewhere) cannot be locked, nor written.
+    writable = os.access(run.root, os.W_OK)
+    with runlock.hold(run.root, hint="wait for it to finish, then export again") if writable \
+            else contextlib.nullcontext():
+        if writable:
+            run.clean_temporaries()
+        classes = run.read_classes()
+        target = Path(out) if out else run.root / "export" / format
+        target = target.resolve()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        say = progress or (lambda line: None)
+        try:
+            if format != "keras":
+                say(f"loading {run.model}")
+            model = None if format == "keras" else load_run_model(run)
+            size = run_image_size(run, model)
+            card = model_card(run, format, classes, size)
+            if format == "keras":
+                say(f"copying {run.model}")
+                shutil.copy2(run.model, tmp / "model.keras")
+            elif format in ("savedmodel", "submission"):
+                say("building the SavedModel (signatures serving_default, serving_bytes) and writing it")
+                save_savedmodel(model, classes, size, tmp if format == "savedmodel" else tmp / "savedmodel")
+                if format == "submission":
+                    say("writing model.py")
+                    (tmp / "model.py").write_text(SUBMISSION_MODEL_PY, encoding="utf-8")
+            elif format == "tflite":
+                say(f"converting to TFLite (quantization: {quantize}) and writing model.tflite")
+                save_tflite(model, size, tmp / "model.tflite", quantize)
+                card.update(file="model.tflite", quantization=quantize,
+                            input=f"images: float32 [N, {size}, {size}, 3], RGB 0..255, resized to {size}x{size} "
+                                  "(antialiased bilinear) by the caller", output="probabilities [N, C]",
+                            parity=check_parity(run, model, size, tflite_runner(tmp / "model.tflite"), progress=say))
+            else:
+                say("converting to ONNX (tf2onnx) and writing model.onnx")
+                save_onnx(model, size, tmp / "model.onnx")
+                card.update(file="model.onnx", input=f"images: float32 [N, {size}, {size}, 3], RGB 0..255, resized to "
+                            f"{size}x{size} (antialiased bilinear) by the caller", output="probabilities [N, C]")
+                try:
+                    card["parity"] = check_parity(run, model, size, onnx_runner(tmp / "model.onnx"), progress=say)
+                except ImportError:
+                    card["parity"] = "not checked: onnxruntime is not installed"
+            say("writing model_card.json and classes.json")
+            write_json(tmp / "classes.json", classes)
+            write_json(tmp / "model_card.json", card)
+            public_mode(tmp, directory=True)
+            old = None
+            if target.exists():
+                old = target.with_name(f".{target.name}.old-{os.getpid()}")
+                os.replace(target, old)
+            os.replace(tmp, target)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise LeafnetError(f"could not write the export to {target}: {e.strerror or e}") from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return target

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -160,6 +161,8 @@ class RunDir:
     cache = property(lambda self: self.root / "cache")
 
     def create(self) -> "RunDir":
+        if self.root.exists() and not self.root.is_dir():
+            raise LeafnetError(f"run folder {self.root} is a file, not a folder; choose another --run-dir")
         try:
             for d in (self.root, self.plots, self.backup):
                 d.mkdir(parents=True, exist_ok=True)
@@ -171,13 +174,19 @@ class RunDir:
         return self
 
     def clean_temporaries(self) -> int:
-        """Delete the temporary files a killed write left behind (never a final name)."""
+        """Delete the temporary files and folders (an export's SavedModel) a killed write left
+        behind, never a final name. Only while holding the folder's lock (:mod:`leafnet.runlock`):
+        a live writer's temporary looks the same."""
         n = 0
-        for f in self.root.rglob(".*.tmp*"):
-            if f.is_file():
-                with contextlib.suppress(OSError):
+        for f in sorted(self.root.rglob(".*.tmp*")):
+            with contextlib.suppress(OSError):
+                if f.is_dir() and not f.is_symlink():
+                    shutil.rmtree(f)
+                elif f.is_file():
                     f.unlink()
-                    n += 1
+                else:
+                    continue
+                n += 1
         return n
 
     def read_classes(self) -> list[str]:

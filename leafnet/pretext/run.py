@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from leafnet import runlock
 from leafnet.config import Config, has_data_source
 from leafnet.errors import DataError, LeafnetError
 from leafnet.pretext.task import PretextTask, get_task
@@ -103,8 +104,7 @@ def pretext(config: Config | dict | str | os.PathLike | None = None, task: str |
         >>> leafnet.fit({"data": {"data": "leaves/"}, "model": {"backbone": "simple-cnn",
         ...              "weights": str(run.root)}})
     """
-    from leafnet.train.fit import (as_config, build_model, check_existing, finish_run, refuse_without_validation,
-                                   resolve_config, stored_form, to_yaml)
+    from leafnet.train.fit import as_config, refuse_without_validation, resolve_config
 
     task = get_task(task)
     cfg = as_config(config, **flags)
@@ -119,10 +119,17 @@ def pretext(config: Config | dict | str | os.PathLike | None = None, task: str |
     if cfg.model.weights is None:
         cfg.model.weights = "none"   # a pretext task pre-trains from scratch unless told otherwise
     cfg, spec, size = resolve_config(cfg)
-    verbose = cfg.run.verbose
 
     root = Path(cfg.run.dir).expanduser() if cfg.run.dir else default_run_dir(f"{spec.name}-{task.name}")
-    run = RunDir(root)
+    with runlock.hold(root):
+        return _pretext(cfg, task, spec, size, notes, RunDir(root))
+
+
+def _pretext(cfg: Config, task: PretextTask, spec, size: int, notes: list[str], run: RunDir) -> Run:
+    """``pretext`` in its run folder, which this process holds."""
+    from leafnet.train.fit import build_model, check_existing, finish_run, stored_form, to_yaml
+
+    verbose = cfg.run.verbose
     resuming = check_existing(run, cfg)
     if resuming:
         _check_task(run, task)

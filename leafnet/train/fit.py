@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from leafnet import runlock
 from leafnet.config import Config, config_from_dict, has_data_source, read_yaml
 from leafnet.errors import ConfigError, DataError, LeafnetError
 from leafnet.runs import Run, RunDir, default_run_dir, io_guard, save_keras, write_json, write_text
@@ -78,7 +79,7 @@ def first_difference(a: dict, b: dict) -> str | None:
 
 def check_existing(run: RunDir, cfg: Config) -> bool:
     """True when ``run`` holds this run already (resume); refuse a folder that holds another."""
-    if not run.root.exists() or not any(run.root.iterdir()):
+    if not run.root.exists() or all(p.name == runlock.LOCK_NAME for p in run.root.iterdir()):
         return False
     if not run.config.exists():
         raise LeafnetError(f"run folder {run.root} exists and is not a leafnet run; choose another --run-dir")
@@ -200,11 +201,19 @@ def fit(config: Config | dict | str | os.PathLike | None = None, *, split: Split
     strategy, exec_cfg = distribution(cfg)
     multiworker = strategy is not None and is_multiworker(strategy)
     if not multiworker:
-        return _fit(cfg, exec_cfg, spec, strategy, split, run)
+        with runlock.hold(run.root):
+            return _fit(cfg, exec_cfg, spec, strategy, split, run)
     with _cluster_errors():
-        if not is_chief(strategy):
+        if not is_chief(strategy):   # the workers write no run folder: only the chief locks it
             return _fit_worker(cfg, exec_cfg, spec, strategy, split, root)
-        return _fit(cfg, exec_cfg, spec, strategy, split, run)
+        lock = contextlib.ExitStack()
+        try:
+            lock.enter_context(runlock.hold(run.root))
+        except LeafnetError as e:
+            _tell_workers(strategy, {"error": str(e)})
+            raise
+        with lock:
+            return _fit(cfg, exec_cfg, spec, strategy, split, run)
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from leafnet import runlock
 from leafnet.config import Config, has_data_source
 from leafnet.errors import ConfigError, DataError
 from leafnet.runs import default_run_dir, io_guard, write_json
@@ -79,25 +80,25 @@ def cross_validate(config: Config | dict | str | os.PathLike | None = None, *, f
     verbose = base.run.verbose
     root = Path(base.run.dir).expanduser().resolve() if base.run.dir else \
         default_run_dir(f"cv-{base.model.backbone}").resolve()
-    scan = scan_and_split(base.data, base.run.seed, progress=bool(verbose))
-    masks = fold_masks(scan.labels, scan.hashes, folds, base.run.seed)
-    root.mkdir(parents=True, exist_ok=True)
-    claim_folder(root / "cv.json", {"folds": folds, "base_config": identity_config(base),
-                                    "data": split_fingerprint(scan)}, "cross-validation")
-    rows = []
-    for k, mask in enumerate(masks, 1):
-        cfg = copy.deepcopy(base)
-        cfg.run.dir = str(root / f"fold-{k}")
-        split = dataclasses.replace(scan, is_val=mask)
-        if verbose:
-            print(f"fold {k}/{folds}: {int((~mask).sum())} train, {int(mask.sum())} val images -> {cfg.run.dir}")
-        m = fit(cfg, split=split).metrics
-        rows.append({"fold": k, "run": cfg.run.dir, **{name: m.get(name) for name in METRICS},
-                     "val_images": m.get("val_images"), "epochs": m.get("epochs")})
-    summary = {"folds": rows, "k": folds,
-               "mean": {n: float(np.mean([r[n] for r in rows])) for n in METRICS},
-               "std": {n: float(np.std([r[n] for r in rows], ddof=1)) for n in METRICS}}
-    io_guard(lambda: write_json(root / "cv_summary.json", summary), str(root / "cv_summary.json"))
+    with runlock.hold(root):   # each fold's fit holds its own folder inside it
+        scan = scan_and_split(base.data, base.run.seed, progress=bool(verbose))
+        masks = fold_masks(scan.labels, scan.hashes, folds, base.run.seed)
+        claim_folder(root / "cv.json", {"folds": folds, "base_config": identity_config(base),
+                                        "data": split_fingerprint(scan)}, "cross-validation")
+        rows = []
+        for k, mask in enumerate(masks, 1):
+            cfg = copy.deepcopy(base)
+            cfg.run.dir = str(root / f"fold-{k}")
+            split = dataclasses.replace(scan, is_val=mask)
+            if verbose:
+                print(f"fold {k}/{folds}: {int((~mask).sum())} train, {int(mask.sum())} val images -> {cfg.run.dir}")
+            m = fit(cfg, split=split).metrics
+            rows.append({"fold": k, "run": cfg.run.dir, **{name: m.get(name) for name in METRICS},
+                         "val_images": m.get("val_images"), "epochs": m.get("epochs")})
+        summary = {"folds": rows, "k": folds,
+                   "mean": {n: float(np.mean([r[n] for r in rows])) for n in METRICS},
+                   "std": {n: float(np.std([r[n] for r in rows], ddof=1)) for n in METRICS}}
+        io_guard(lambda: write_json(root / "cv_summary.json", summary), str(root / "cv_summary.json"))
     if verbose:
         print(format_summary(summary))
         print(f"summary: {root / 'cv_summary.json'}")

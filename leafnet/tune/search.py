@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from leafnet import runlock
 from leafnet.config import Config, has_data_source
 from leafnet.data.prepare import split_fingerprint
 from leafnet.errors import ConfigError, DataError, LeafnetError
@@ -279,57 +280,60 @@ def search(config: Config | dict | str | os.PathLike | None = None, *, tuner: st
     root = Path(base.run.dir).expanduser().resolve() if base.run.dir else default_run_dir(f"search-{tuner}").resolve()
     _configure_distribution(distributed, oracle_address, oracle_port, worker_id)
 
-    from leafnet.data.prepare import scan_and_split
+    # The chief (or a lone search) holds the folder; KerasTuner's workers share it by design,
+    # each trial's fit holding that trial's folder.
+    with runlock.hold(root) if distributed != "worker" else contextlib.nullcontext():
+        from leafnet.data.prepare import scan_and_split
 
-    split = scan_and_split(base.data, base.run.seed, progress=bool(verbose) and distributed != "worker")
-    stored = identity_config(base)
-    identity = {"tuner": tuner, "objective": objective, "space": fingerprint(entries), "base_config": stored,
-                "data": split_fingerprint(split)}
-    root.mkdir(parents=True, exist_ok=True)
-    resuming = claim_folder(root / "search.json", identity, "search")
-    if verbose and distributed != "worker":
-        print(f"search folder: {root}" + ("  (resuming)" if resuming else "")
-              + f"\n{tuner} search, {max_trials} trials, objective {objective}, "
-              f"{len(split.paths)} images in {len(split.classes)} classes")
+        split = scan_and_split(base.data, base.run.seed, progress=bool(verbose) and distributed != "worker")
+        stored = identity_config(base)
+        identity = {"tuner": tuner, "objective": objective, "space": fingerprint(entries), "base_config": stored,
+                    "data": split_fingerprint(split)}
+        root.mkdir(parents=True, exist_ok=True)
+        resuming = claim_folder(root / "search.json", identity, "search")
+        if verbose and distributed != "worker":
+            print(f"search folder: {root}" + ("  (resuming)" if resuming else "")
+                  + f"\n{tuner} search, {max_trials} trials, objective {objective}, "
+                  f"{len(split.paths)} images in {len(split.classes)} classes")
 
-    import logging
+        import logging
 
-    import keras_tuner as kt
+        import keras_tuner as kt
 
-    # Each trial builds new models and predict functions; TensorFlow's retracing warnings
-    # about that are expected here and say nothing to the user.
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    # KerasTuner prints the traceback of every failed trial; leafnet records the reason in
-    # trials.csv and the trial's search_trial.json instead.
-    from keras_tuner.src import config as kt_config
+        # Each trial builds new models and predict functions; TensorFlow's retracing warnings
+        # about that are expected here and say nothing to the user.
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+        # KerasTuner prints the traceback of every failed trial; leafnet records the reason in
+        # trials.csv and the trial's search_trial.json instead.
+        from keras_tuner.src import config as kt_config
 
-    kt_config.DEBUG = False
-    oracle = _oracle(tuner, objective, max_trials, base.transfer.epochs, base.run.seed, max_failures)
-    # KerasTuner's constructor prints "Reloading Tuner from ..." on a resume, with no setting
-    # to turn it off; leafnet's own "(resuming)" line says it.
-    with contextlib.redirect_stdout(io.StringIO()):
-        tuner_obj = _tuner_class()(oracle, entries, base, split, root)
-    if not resuming or not Path(tuner_obj._get_tuner_fname()).is_file():
-        tuner_obj.save()  # so a search killed inside its first trial resumes that trial
-    failure = None
-    try:
-        tuner_obj.search(verbose=0)  # KerasTuner's per-trial display off: leafnet prints its own lines
-    except RuntimeError as e:
-        if "consecutive failures" not in str(e):
-            raise
-        failure = (f"stopped after {max_failures} failed trials in a row; the last one: "
-                   f"{_last_reason(root, oracle)} (see {root / 'trials.csv'})")
-    except kt.errors.FatalError as e:
-        raise LeafnetError(f"the search stopped: {e}") from None
-    if distributed == "worker":
-        return SearchResult(root, [], None, objective, [e.key for e in entries], worker=True)
-    result = write_results(root, oracle, entries, objective, stored_verbose=verbose)
-    if failure:
-        raise SearchFailed(failure, result)
-    if result.best is None:
-        raise SearchFailed(f"no trial completed ({len(result.trials)} failed); no best.yaml written. "
-                           f"Reasons in {root / 'trials.csv'}", result)
-    return result
+        kt_config.DEBUG = False
+        oracle = _oracle(tuner, objective, max_trials, base.transfer.epochs, base.run.seed, max_failures)
+        # KerasTuner's constructor prints "Reloading Tuner from ..." on a resume, with no setting
+        # to turn it off; leafnet's own "(resuming)" line says it.
+        with contextlib.redirect_stdout(io.StringIO()):
+            tuner_obj = _tuner_class()(oracle, entries, base, split, root)
+        if not resuming or not Path(tuner_obj._get_tuner_fname()).is_file():
+            tuner_obj.save()  # so a search killed inside its first trial resumes that trial
+        failure = None
+        try:
+            tuner_obj.search(verbose=0)  # KerasTuner's per-trial display off: leafnet prints its own lines
+        except RuntimeError as e:
+            if "consecutive failures" not in str(e):
+                raise
+            failure = (f"stopped after {max_failures} failed trials in a row; the last one: "
+                       f"{_last_reason(root, oracle)} (see {root / 'trials.csv'})")
+        except kt.errors.FatalError as e:
+            raise LeafnetError(f"the search stopped: {e}") from None
+        if distributed == "worker":
+            return SearchResult(root, [], None, objective, [e.key for e in entries], worker=True)
+        result = write_results(root, oracle, entries, objective, stored_verbose=verbose)
+        if failure:
+            raise SearchFailed(failure, result)
+        if result.best is None:
+            raise SearchFailed(f"no trial completed ({len(result.trials)} failed); no best.yaml written. "
+                               f"Reasons in {root / 'trials.csv'}", result)
+        return result
 
 
 def _last_reason(root: Path, oracle) -> str:
