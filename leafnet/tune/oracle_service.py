@@ -68,15 +68,18 @@ class OracleLink:
         from keras_tuner.src import protos
 
         servicer = _watched_servicer(oracle, self.worker_timeout, verbose)
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=1), interceptors=[_token_check(self.token)])
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=1), interceptors=[_token_check(self.token)],
+                             options=[("grpc.so_reuseport", 0)])   # a second chief on the port is refused
         protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
         try:
             if self.cert:
                 server.add_secure_port(self.target, grpc.ssl_server_credentials([(self.key, self.cert)]))
             else:
                 server.add_insecure_port(self.target)
-        except RuntimeError as e:
-            raise LeafnetError(f"cannot serve the oracle at {self.target}: {e}") from None
+        except RuntimeError:
+            why = " or --oracle-cert/--oracle-key are not a PEM certificate and its key" if self.cert else ""
+            raise LeafnetError(f"cannot serve the oracle at {self.target}: the port is in use or the address is "
+                               f"not this machine's{why}") from None
         server.start()
         try:
             while not servicer.finished():
