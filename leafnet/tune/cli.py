@@ -32,6 +32,15 @@ def register(sub) -> dict:
     p.add_argument("--oracle-address", metavar="HOST", help="the chief's address (with --distributed)")
     p.add_argument("--oracle-port", type=positive_int, metavar="PORT", help="the chief's port (with --distributed)")
     p.add_argument("--worker-id", metavar="NAME", help="a unique name of this worker (default: worker-HOST-PID)")
+    p.add_argument("--oracle-token", metavar="TOKEN",
+                   help="the secret shared by the chief and its workers (default: $LEAFNET_ORACLE_TOKEN, which "
+                        "other users cannot see in ps; a chief on loopback without one generates and prints one)")
+    p.add_argument("--oracle-cert", metavar="FILE", help="the chief's TLS certificate (PEM; with --oracle-key)")
+    p.add_argument("--oracle-key", metavar="FILE", help="the chief's TLS private key (PEM)")
+    p.add_argument("--oracle-ca", metavar="FILE",
+                   help="a worker's TLS: the certificate (PEM) that signed the chief's")
+    p.add_argument("--worker-timeout", type=float, default=600.0, metavar="SECONDS",
+                   help="the chief ends the trial of a worker silent this long as failed (default: 600)")
 
     c = sub.add_parser("cv", help="stratified k-fold cross-validation of a fit config",
                        description="Train one run per fold in CV/fold-K and summarise mean and std of each metric; "
@@ -53,7 +62,9 @@ def cmd_search(args) -> int:
         result = search(cfg, tuner=args.tuner, max_trials=args.max_trials, objective=args.objective,
                         space=args.space, patience=args.patience, max_failures=args.max_failures,
                         distributed=args.distributed, oracle_address=args.oracle_address,
-                        oracle_port=args.oracle_port, worker_id=args.worker_id)
+                        oracle_port=args.oracle_port, worker_id=args.worker_id, oracle_token=args.oracle_token,
+                        oracle_cert=args.oracle_cert, oracle_key=args.oracle_key, oracle_ca=args.oracle_ca,
+                        worker_timeout=args.worker_timeout)
     except SearchFailed as e:
         print(summary(e.result))
         raise

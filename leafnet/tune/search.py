@@ -38,6 +38,7 @@ from leafnet.data.prepare import split_fingerprint
 from leafnet.errors import ConfigError, DataError, LeafnetError
 from leafnet.runs import default_run_dir, io_guard, read_csv, write_csv, write_json, write_text
 from leafnet.tune.leaderboard import trial_ended, trial_started
+from leafnet.tune.oracle_service import configure
 from leafnet.tune.space import Entry, apply_values, check_space, declare, fingerprint, load_space
 
 TUNERS = ("random", "grid", "bayesian", "hyperband")
@@ -151,10 +152,19 @@ def _tuner_class():
             return declare(hp, self.entries)
 
     class LeafnetTuner(BaseTuner):
-        def __init__(self, oracle, entries, base: Config, split, root: Path, **kwargs):
+        def __init__(self, oracle, entries, base: Config, split, root: Path, link=None, **kwargs):
             super().__init__(oracle, hypermodel=HyperModel(entries), directory=str(root), project_name="tuner",
                              overwrite=False, **kwargs)
-            self.base, self.split, self.root = base, split, root
+            self.base, self.split, self.root, self.link = base, split, root, link
+            if self._is_worker():
+                link.connect(self.oracle)
+
+        def search(self, *args, **kwargs):
+            if self.link is None or self.link.role != "chief":
+                return super().search(*args, **kwargs)
+            self.oracle.verbose = kwargs.get("verbose", 1)
+            self.save()
+            self.link.serve(self.oracle, verbose=self.base.run.verbose)
 
         def save(self):
             if not self._is_worker():
@@ -173,6 +183,7 @@ def _tuner_class():
             import keras
 
             keras.utils.clear_session(free_memory=True)  # the previous trial's graphs and models
+            alive = self.link.heartbeat(self.oracle, trial.trial_id) if self._is_worker() else contextlib.nullcontext()
             try:
                 cfg = apply_values(self.base, values)
                 if "tuner/epochs" in hp.values:  # Hyperband's budget for this trial
@@ -181,7 +192,8 @@ def _tuner_class():
                 cfg.run.verbose = 0
                 from leafnet.train.fit import fit
 
-                run = fit(cfg, split=self.split)
+                with alive:
+                    run = fit(cfg, split=self.split)
                 m = run.metrics
                 result = {"val_loss": float(m["val_loss"]), "val_accuracy": float(m["val_accuracy"])}
                 if not all(math.isfinite(v) for v in result.values()):
@@ -214,28 +226,12 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def _configure_distribution(distributed: str | None, address: str | None, port: int | None,
-                            worker_id: str | None) -> None:
-    """KerasTuner's chief/worker mode is configured through environment variables."""
-    for var in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
-        os.environ.pop(var, None)
-    if not distributed:
-        return
-    if distributed not in ("chief", "worker"):
-        raise ConfigError(f"--distributed must be chief or worker; received {distributed!r}")
-    if not address or not port:
-        raise ConfigError("--distributed needs --oracle-address HOST and --oracle-port N (the chief's)")
-    os.environ["KERASTUNER_ORACLE_IP"] = address
-    os.environ["KERASTUNER_ORACLE_PORT"] = str(port)
-    os.environ["KERASTUNER_TUNER_ID"] = "chief" if distributed == "chief" else (
-        worker_id or f"worker-{os.uname().nodename}-{os.getpid()}")
-
-
 def search(config: Config | dict | str | os.PathLike | None = None, *, tuner: str = "random",
            max_trials: int = 10, objective: str = "val_loss", space: str | os.PathLike | dict | None = None,
            patience: int = 2, max_failures: int = 3, distributed: str | None = None,
            oracle_address: str | None = None, oracle_port: int | None = None, worker_id: str | None = None,
-           **flags: Any) -> SearchResult:
+           oracle_token: str | None = None, oracle_cert: str | None = None, oracle_key: str | None = None,
+           oracle_ca: str | None = None, worker_timeout: float = 600.0, **flags: Any) -> SearchResult:
     """Search hyperparameters; return the trials and the best one.
 
     Args:
@@ -250,6 +246,8 @@ def search(config: Config | dict | str | os.PathLike | None = None, *, tuner: st
         max_failures: stop after this many failed trials in a row.
         distributed: None, ``"chief"`` or ``"worker"`` (KerasTuner's chief/worker mode; the
             chief serves the oracle at ``oracle_address:oracle_port`` and writes the results).
+        oracle_token, oracle_cert, oracle_key, oracle_ca, worker_timeout: the oracle service's
+            shared token, TLS files and silent-worker limit (see :mod:`leafnet.tune.oracle_service`).
         **flags: dotted config overrides.
     """
     from leafnet.train.fit import as_config, refuse_without_validation
@@ -278,7 +276,8 @@ def search(config: Config | dict | str | os.PathLike | None = None, *, tuner: st
     check_space(entries, base, tuner)
     verbose = base.run.verbose
     root = Path(base.run.dir).expanduser().resolve() if base.run.dir else default_run_dir(f"search-{tuner}").resolve()
-    _configure_distribution(distributed, oracle_address, oracle_port, worker_id)
+    link = configure(distributed, oracle_address, oracle_port, worker_id, token=oracle_token, cert=oracle_cert,
+                     key=oracle_key, ca=oracle_ca, worker_timeout=worker_timeout)
 
     # The chief (or a lone search) holds the folder; KerasTuner's workers share it by design,
     # each trial's fit holding that trial's folder.
@@ -291,6 +290,8 @@ def search(config: Config | dict | str | os.PathLike | None = None, *, tuner: st
                     "data": split_fingerprint(split)}
         root.mkdir(parents=True, exist_ok=True)
         resuming = claim_folder(root / "search.json", identity, "search")
+        if link is not None and link.token_generated:
+            print(link.announce(), flush=True)
         if verbose and distributed != "worker":
             print(f"search folder: {root}" + ("  (resuming)" if resuming else "")
                   + f"\n{tuner} search, {max_trials} trials, objective {objective}, "
@@ -312,12 +313,13 @@ def search(config: Config | dict | str | os.PathLike | None = None, *, tuner: st
         # KerasTuner's constructor prints "Reloading Tuner from ..." on a resume, with no setting
         # to turn it off; leafnet's own "(resuming)" line says it.
         with contextlib.redirect_stdout(io.StringIO()):
-            tuner_obj = _tuner_class()(oracle, entries, base, split, root)
+            tuner_obj = _tuner_class()(oracle, entries, base, split, root, link=link)
         if not resuming or not Path(tuner_obj._get_tuner_fname()).is_file():
             tuner_obj.save()  # so a search killed inside its first trial resumes that trial
         failure = None
         try:
-            tuner_obj.search(verbose=0)  # KerasTuner's per-trial display off: leafnet prints its own lines
+            with link.worker_errors() if distributed == "worker" else contextlib.nullcontext():
+                tuner_obj.search(verbose=0)  # KerasTuner's per-trial display off: leafnet prints its own lines
         except RuntimeError as e:
             if "consecutive failures" not in str(e):
                 raise

@@ -199,9 +199,13 @@ def test_distributed_chief_and_two_workers_on_loopback(leaves, tmp_path):
     root = tmp_path / "dist"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     dist = ["--oracle-address", "127.0.0.1", "--oracle-port", str(port)]
-    chief = subprocess.Popen(_cli(leaves, root, space, *dist, "--distributed", "chief"), env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3)
+    env.pop("LEAFNET_ORACLE_TOKEN", None)
+    # a worker silent for 5 s would lose its trial: the workers' heartbeats keep longer trials
+    chief = subprocess.Popen(_cli(leaves, root, space, *dist, "--distributed", "chief", "--worker-timeout", "5"),
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    announced = chief.stdout.readline()   # the chief on loopback generates the token and prints it
+    assert announced.startswith("oracle token: "), announced + chief.stderr.read()[-3000:]
+    env["LEAFNET_ORACLE_TOKEN"] = announced.split()[2]
     workers = [subprocess.Popen(_cli(leaves, root, space, *dist, "--distributed", "worker", "--worker-id", w), env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for w in ("w1", "w2")]
     try:
