@@ -264,7 +264,6 @@ def check_parity(run: RunDir, model, size: int, runner, batch_size: int = 64,
 def model_card(run: RunDir, fmt: str, classes: list[str], size: int) -> dict:
     import keras
     import tensorflow as tf
-    import yaml
 
     import leafnet
 
@@ -274,9 +273,7 @@ def model_card(run: RunDir, fmt: str, classes: list[str], size: int) -> dict:
         except (OSError, ValueError):
             return {}
 
-    cfg = {}
-    with contextlib.suppress(OSError, ValueError):
-        cfg = yaml.safe_load(run.config.read_text(encoding="utf-8")) or {}
+    cfg = run.read_config()
     metrics = read_json(run.metrics)
     report = read_json(run.data_report)
     split_counts = {}
@@ -331,9 +328,8 @@ def export(run_dir: str | os.PathLike, format: str = "savedmodel", out: str | os
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     say = progress or (lambda line: None)
     try:
-        if format != "keras":
-            say(f"loading {run.model}")
-        model = None if format == "keras" else load_run_model(run)
+        say(f"loading {run.model}")
+        model = load_run_model(run)      # also for keras: a damaged file is refused, not copied
         size = run_image_size(run, model)
         card = model_card(run, format, classes, size)
         if format == "keras":
