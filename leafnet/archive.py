@@ -32,8 +32,7 @@ def size_text(n: int) -> str:
     """``1.5 GiB``, ``64 MiB``, ``6.8 KiB``: bytes as a person reads them."""
     for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
         if n >= 1 << shift:
-            value = n / (1 << shift)
-            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+            return f"{n / (1 << shift):.1f}".removesuffix(".0") + f" {unit}"
     return f"{n} bytes"
 
 

@@ -322,15 +322,19 @@ def export(run_dir: str | os.PathLike, format: str = "savedmodel", out: str | os
     from leafnet.evaluate import load_run_model, run_image_size
 
     classes = run.read_classes()
+    say = progress or (lambda line: None)
+    run.read_config()                # a hand-edited config is refused before anything is loaded
+    say(f"loading {run.model}")
+    model = load_run_model(run)      # also for keras: a damaged file is refused, not copied
+    size = run_image_size(run, model)
     target = Path(out) if out else run.root / "export" / format
     target = target.resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    say = progress or (lambda line: None)
     try:
-        say(f"loading {run.model}")
-        model = load_run_model(run)      # also for keras: a damaged file is refused, not copied
-        size = run_image_size(run, model)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as e:
+        raise LeafnetError(f"could not write the export to {target}: {e.strerror or e}") from None
+    try:
         card = model_card(run, format, classes, size)
         if format == "keras":
             say(f"copying {run.model}")
