@@ -12,6 +12,9 @@ Writes to ``RUN/eval/``:
 
 The numbers are written before the figures: a figure that fails to draw is a warning line.
 
+An image that cannot be read (damaged or removed since training) is left out; the report
+lists it under ``skipped`` and the console says so.
+
 ``stem`` is the subset (``train``, ``val`` or, with ``data=DIR``, the folder's name), with
 ``_tta`` appended under test-time augmentation, so TTA numbers never replace the plain ones.
 """
@@ -39,22 +42,16 @@ SUBSET_ORDER = ("val", "test", "train")     # how pages list the evaluations
 
 def run_image_size(run: RunDir, model=None) -> int:
     """The square input size of a run: ``config.yaml`` ``data.image_size``, else the model's input."""
-    try:
-        import yaml
-
-        size = (yaml.safe_load(run.config.read_text(encoding="utf-8")) or {}).get("data", {}).get("image_size")
-        if size:
-            return int(size)
-    except (OSError, ValueError):
-        pass
+    size = (run.read_config().get("data") or {}).get("image_size")
+    if size:
+        return int(size)
     if model is not None and model.input_shape[1]:
         return int(model.input_shape[1])
     raise LeafnetError(f"cannot tell the image size of run {run.root} (no data.image_size in config.yaml)")
 
 
 def load_run_model(run: RunDir):
-    if not run.model.is_file():
-        raise LeafnetError(f"{run.root} has no model.keras (is the run finished? see: leafnet fit --run-dir ...)")
+    """The run's ``model.keras`` (safe mode); a missing or damaged file is one line that says so."""
     from leafnet.runs import Run
 
     return Run(run.root).load_model()
@@ -74,6 +71,37 @@ def predict_probs(model, images, batch_size: int = 64, tta: bool = False) -> np.
             probs = probs + model.predict(ds.map(flip), verbose=0)
         probs = probs / 3.0
     return np.asarray(probs, dtype=np.float64)
+
+
+def _predict_readable(model, paths: list[str], labels: np.ndarray, num_classes: int, size: int, batch_size: int,
+                      tta: bool) -> tuple[np.ndarray, list[str], np.ndarray, list[dict]]:
+    """``(probabilities, paths, labels, skipped)`` over the images that can be read: a file
+    damaged or removed since training is left out and listed in ``skipped`` (``path``,
+    ``error``, as ``predict`` reports it), and the others are evaluated. The files are
+    checked one by one only when the batched pipeline fails on one of them."""
+    import tensorflow as tf
+
+    from leafnet.data.codec_messages import quiet_decoders
+    from leafnet.data.pipeline import ImageSet, choose_cache
+    from leafnet.predict import decode_file
+
+    def run(ps, ys):
+        images = ImageSet(ps, ys, num_classes, size)
+        mode = choose_cache("auto", len(images), size)
+        images.cache("memory" if mode == "memory" else "none")
+        return predict_probs(model, images, batch_size=batch_size, tta=tta)
+
+    try:
+        return run(paths, labels), paths, labels, []
+    except tf.errors.OpError:
+        pass
+    with quiet_decoders():     # each skipped file's reason is reported; the decoders' lines would repeat it
+        errors = [decode_file(p, size)[1] for p in paths]
+    skipped = [{"path": p, "error": e} for p, e in zip(paths, errors) if e]
+    keep = [i for i, e in enumerate(errors) if not e]
+    paths, labels = [paths[i] for i in keep], labels[keep]
+    probs = run(paths, labels) if paths else np.zeros((0, num_classes))
+    return probs, paths, labels, skipped
 
 
 def compute_metrics(y: np.ndarray, probs: np.ndarray, classes: Sequence[str], top_k: int = 5) -> dict:
@@ -194,12 +222,10 @@ def evaluate(run_dir: str | os.PathLike, subset: str = "val", data: str | os.Pat
     model = load_run_model(run)
     size = run_image_size(run, model)
 
-    from leafnet.data.pipeline import ImageSet, choose_cache
-
-    images = ImageSet(paths, labels, len(classes), size)
-    mode = choose_cache("auto", len(images), size)
-    images.cache("memory" if mode == "memory" else "none")
-    probs = predict_probs(model, images, batch_size=batch_size, tta=tta)
+    probs, paths, labels, skipped = _predict_readable(model, paths, labels, len(classes), size, batch_size, tta)
+    if not paths:
+        raise DataError(f"none of the {len(skipped)} {name} images of {run.root} can be read "
+                        f"(first: {skipped[0]['path']}: {skipped[0]['error']})")
     report, pred, losses = compute_metrics(labels, probs, classes, top_k=top_k)
     conf = probs[np.arange(len(pred)), pred]
     order = np.argsort(-losses, kind="stable")
@@ -212,7 +238,7 @@ def evaluate(run_dir: str | os.PathLike, subset: str = "val", data: str | os.Pat
         files = {k: files[k] for k in ("report", "predictions", "confusion_csv")}
     files = {k: inside(run.root, v) for k, v in files.items()}
     report = {"run": str(run.root), "subset": name, "data": str(Path(data).resolve()) if data else None,
-              "tta": bool(tta), "image_size": size, **report,
+              "tta": bool(tta), "image_size": size, **report, "skipped": skipped,
               "files": {k: str(v) for k, v in files.items()}}
 
     def write():
@@ -250,6 +276,12 @@ def format_report(report: dict) -> str:
     lines = [f"{report['subset']}: {report['images']} images{' (TTA)' if report['tta'] else ''}",
              f"accuracy {report['accuracy']:.4f}   mean per-class accuracy {report['mean_class_accuracy']:.4f}   "
              f"top-{k} accuracy {report['top_k_accuracy']:.4f}   loss {report['loss']:.4f}", ""]
+    skipped = report.get("skipped") or []
+    if skipped:
+        notes = [f"skipped {len(skipped)} image(s) that cannot be read (listed under 'skipped' in the report):"]
+        notes += [f"  {s['path']}: {s['error']}" for s in skipped[:10]]
+        notes += [f"  ... and {len(skipped) - 10} more"] if len(skipped) > 10 else []
+        lines[1:1] = notes
     width = max([5] + [len(c) for c in report["classes"]])
     lines.append(f"{'class':{width}}  precision  recall     f1  support")
     for c, m in report["per_class"].items():

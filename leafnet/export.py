@@ -265,7 +265,6 @@ def check_parity(run: RunDir, model, size: int, runner, batch_size: int = 64,
 def model_card(run: RunDir, fmt: str, classes: list[str], size: int) -> dict:
     import keras
     import tensorflow as tf
-    import yaml
 
     import leafnet
 
@@ -275,9 +274,7 @@ def model_card(run: RunDir, fmt: str, classes: list[str], size: int) -> dict:
         except (OSError, ValueError):
             return {}
 
-    cfg = {}
-    with contextlib.suppress(OSError, ValueError):
-        cfg = yaml.safe_load(run.config.read_text(encoding="utf-8")) or {}
+    cfg = run.read_config()
     metrics = read_json(run.metrics)
     report = read_json(run.data_report)
     split_counts = {}
@@ -334,16 +331,19 @@ def export(run_dir: str | os.PathLike, format: str = "savedmodel", out: str | os
         if writable:
             run.clean_temporaries()
         classes = run.read_classes()
+        say = progress or (lambda line: None)
+        run.read_config()                # a hand-edited config is refused before anything is loaded
+        say(f"loading {run.model}")
+        model = load_run_model(run)      # also for keras: a damaged file is refused, not copied
+        size = run_image_size(run, model)
         target = Path(out) if out else run.root / "export" / format
         target = target.resolve()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-        say = progress or (lambda line: None)
         try:
-            if format != "keras":
-                say(f"loading {run.model}")
-            model = None if format == "keras" else load_run_model(run)
-            size = run_image_size(run, model)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        except OSError as e:
+            raise LeafnetError(f"could not write the export to {target}: {e.strerror or e}") from None
+        try:
             card = model_card(run, format, classes, size)
             if format == "keras":
                 say(f"copying {run.model}")

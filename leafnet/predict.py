@@ -63,7 +63,7 @@ def load_predictor(model_or_run: Any, trust: bool = False) -> tuple[Any, list[st
     """
     from leafnet.runs import Run
 
-    classes = None
+    classes, remedy = None, None
     if isinstance(model_or_run, Run):
         model_or_run = model_or_run.root
     if isinstance(model_or_run, (str, os.PathLike)):
@@ -79,6 +79,7 @@ def load_predictor(model_or_run: Any, trust: bool = False) -> tuple[Any, list[st
                 raise LeafnetError(f"{run.root} has no model.keras (is the run finished?)")
             classes = run.read_classes()
             path = run.model
+            remedy = lambda: run.model_remedy(run.model)  # noqa: E731
         elif not path.is_file():
             raise LeafnetError(f"model not found: {path} (give a run folder or a .keras file)")
         elif path.suffix.lower() not in MODEL_SUFFIXES or path.name.lower().endswith(".weights.h5"):
@@ -90,7 +91,7 @@ def load_predictor(model_or_run: Any, trust: bool = False) -> tuple[Any, list[st
                 raise LeafnetError(f"cannot read {path.parent / 'classes.json'}: {e}") from None
         from leafnet.trust import load_model_file
 
-        model = load_model_file(path, "model", trust=trust)
+        model = load_model_file(path, "model", trust=trust, remedy=remedy)
     else:
         model = model_or_run
     size = model.input_shape[1]

@@ -39,15 +39,6 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def _read_yaml(path: Path) -> dict:
-    try:
-        import yaml
-
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, ValueError):
-        return {}
-
-
 # --------------------------------------------------------------------------- sections
 
 
@@ -342,7 +333,7 @@ def write_report(run_dir: str | os.PathLike, explanations: bool = True, embed: b
     run = RunDir(run_dir)
     if not is_run_dir(run.root):
         raise LeafnetError(f"{run.root} is not a leafnet run folder (no config.yaml / classes.json)")
-    cfg = _read_yaml(run.config)
+    cfg = run.read_config()
     page = Page(run.root, embed)
     assets = run.root / ASSETS
 

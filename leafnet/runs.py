@@ -189,6 +189,42 @@ class RunDir:
                 n += 1
         return n
 
+    def read_config(self) -> dict:
+        """``config.yaml`` as a mapping, once it has passed the config checks (keys, types,
+        ranges): a hand-edited ``image_size: 100000`` is refused here, not by running out of
+        memory later.
+
+        Raises:
+            LeafnetError: one line naming the file and the bad key.
+        """
+        from leafnet.config import config_from_dict, read_yaml
+        from leafnet.errors import ConfigError
+
+        values = read_yaml(self.config)     # its errors name the file already
+        try:
+            config_from_dict(values)
+        except ConfigError as e:
+            raise LeafnetError(f"{self.config}: {e} (the run folder's config was edited or damaged)") from None
+        return values
+
+    def model_remedy(self, path: Path) -> str:
+        """What to do when ``path`` (this run's ``model.keras`` or ``best.keras``) is damaged."""
+        from leafnet.archive import damaged_member
+
+        rebuild = f"; delete {self.metrics} and rerun the fit command with --run-dir {self.root} to rebuild it"
+        other = self.best if path == self.model else self.model
+        if other.is_file():
+            try:
+                from leafnet.archive import check_archive
+
+                check_archive(other, "model")
+                intact = damaged_member(other) is None
+            except LeafnetError:
+                intact = False
+            if intact:
+                rebuild += f" ({other.name} in the same folder is intact)"
+        return rebuild
+
     def read_classes(self) -> list[str]:
         try:
             return json.loads(self.classes.read_text(encoding="utf-8"))
@@ -300,8 +336,14 @@ class Run:
         return "\n".join(lines)
 
     def load_model(self, which: str = "model"):
-        """Load ``model.keras`` (or ``best.keras`` with ``which="best"``) in Keras safe mode."""
-        import keras  # leafnet's Keras objects register on this import (leafnet/__init__.py)
+        """Load ``model.keras`` (or ``best.keras`` with ``which="best"``) in Keras safe mode.
+
+        Raises:
+            LeafnetError: the file is missing, damaged (with what to do) or refused.
+        """
+        from leafnet.trust import load_model_file
 
         path = self.dir.model if which == "model" else self.dir.best
-        return keras.saving.load_model(path, safe_mode=True)
+        if not path.is_file():
+            raise LeafnetError(f"{self.root} has no {path.name} (is the run finished? see: leafnet fit --run-dir ...)")
+        return load_model_file(path, "model", trust=False, remedy=lambda: self.dir.model_remedy(path))

@@ -112,7 +112,7 @@ LOADED_INPUT = {
 }
 PROGRESS = {
     "savedmodel": ["loading {model}", "building the SavedModel (signatures serving_default, serving_bytes) and writing it"],
-    "keras": ["copying {model}"],
+    "keras": ["loading {model}", "copying {model}"],     # loaded first: a damaged file is refused, not copied
     "tflite": ["loading {model}", "converting to TFLite (quantization: none) and writing model.tflite",
                "checking parity with the Keras model on {val} validation images"],
     "onnx": ["loading {model}", "converting to ONNX (tf2onnx) and writing model.onnx",

@@ -264,15 +264,11 @@ def spec_for(model, run_root: Path | None = None):
     from leafnet.errors import ConfigError
     from leafnet.models.registry import get_backbone
 
-    candidates = []
-    if run_root is not None and (run_root / "config.yaml").is_file():
-        try:
-            import yaml
+    from leafnet.runs import RunDir
 
-            cfg = yaml.safe_load((run_root / "config.yaml").read_text(encoding="utf-8")) or {}
-            candidates.append((cfg.get("model") or {}).get("backbone"))
-        except (OSError, ValueError):
-            pass
+    candidates = []
+    if run_root is not None and RunDir(run_root).config.is_file():
+        candidates.append((RunDir(run_root).read_config().get("model") or {}).get("backbone"))
     candidates += [model.name, model.name.replace("_", "-")]
     for name in candidates:
         if not name:

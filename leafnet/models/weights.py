@@ -54,13 +54,44 @@ def resolve_weights_path(path: str | os.PathLike) -> Path:
     return p
 
 
-def _read_h5(path: Path) -> tuple[str, dict[str, list[np.ndarray]]]:
-    """Read a weights file: ``("keras2", {layer name: arrays})`` for the Keras 2 layout (the
-    files keras.applications downloads), ``("keras3", {save key: arrays})`` for Keras 3's
-    ``.weights.h5``, whose keys are per-class positions (``conv2d_3``), not layer names."""
+class H5Arrays:
+    """The arrays of one layer in a weights file, by HDF5 dataset name, read only on demand:
+    their declared shapes (HDF5 metadata) are compared with the model's before any array is
+    read, so a few-KB file declaring a 200000x200000 dataset is refused without allocating it."""
+
+    def __init__(self, path: Path, names: list[str], shapes: list[tuple[int, ...]]):
+        self.path, self.names, self.shapes = path, names, shapes
+
+    def read(self) -> list[np.ndarray]:
+        import h5py
+
+        try:
+            with h5py.File(self.path, "r") as f:
+                return [np.asarray(f[n]) for n in self.names]
+        except OSError as e:
+            raise LeafnetError(f"--weights {self.path}: not a readable HDF5 weights file ({e})") from None
+
+
+def _datasets(group, names, path: Path, where: str) -> H5Arrays:
     import h5py
 
-    out: dict[str, list[np.ndarray]] = {}
+    found = []
+    for n in names:
+        d = group.get(n)
+        if not isinstance(d, h5py.Dataset):
+            raise LeafnetError(f"--weights {path}: {where} names {n!r}, which is not a dataset in the file")
+        found.append(d)
+    return H5Arrays(path, [d.name for d in found], [tuple(d.shape) for d in found])
+
+
+def _read_h5(path: Path) -> tuple[str, dict[str, H5Arrays]]:
+    """Index a weights file (no array read): ``("keras2", {layer name: arrays})`` for the
+    Keras 2 layout (the files keras.applications downloads), ``("keras3", {save key:
+    arrays})`` for Keras 3's ``.weights.h5``, whose keys are per-class positions
+    (``conv2d_3``), not layer names."""
+    import h5py
+
+    out: dict[str, H5Arrays] = {}
     try:
         with h5py.File(path, "r") as f:
             if "layer_names" in f.attrs:
@@ -69,7 +100,7 @@ def _read_h5(path: Path) -> tuple[str, dict[str, list[np.ndarray]]]:
                     group = f[name]
                     names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs.get("weight_names", [])]
                     if names:
-                        out[name] = [np.asarray(group[n]) for n in names]
+                        out[name] = _datasets(group, names, path, f"layer {name!r}")
                 return "keras2", out
             layers = f.get("layers")
             if layers is None:
@@ -77,9 +108,9 @@ def _read_h5(path: Path) -> tuple[str, dict[str, list[np.ndarray]]]:
             for key in layers:
                 group = layers[key]
                 if "vars" in group and len(group["vars"]):
-                    out[key] = [np.asarray(group["vars"][k]) for k in sorted(group["vars"], key=int)]
+                    out[key] = _datasets(group["vars"], sorted(group["vars"], key=int), path, f"layer {key!r}")
             return "keras3", out
-    except OSError as e:
+    except (OSError, KeyError, ValueError) as e:
         raise LeafnetError(f"--weights {path}: not a readable HDF5 weights file ({e})") from None
 
 
@@ -113,9 +144,11 @@ def _read_keras(path: Path) -> list[tuple[str, list[np.ndarray]]]:
     return {layer.name: [np.asarray(w) for w in layer.get_weights()] for layer in model.layers if layer.weights}
 
 
-def read_weights(path: str | os.PathLike) -> tuple[str, dict[str, list[np.ndarray]]]:
+def read_weights(path: str | os.PathLike) -> tuple[str, dict[str, list[np.ndarray] | H5Arrays]]:
     """``(kind, {key: arrays})`` for every layer with weights in the source; ``kind`` says
-    whether keys are layer names (``names``, ``keras2``) or Keras 3 save keys (``keras3``)."""
+    whether keys are layer names (``names``, ``keras2``) or Keras 3 save keys (``keras3``).
+    A weights file's arrays are :class:`H5Arrays`, read by :func:`load_backbone_weights`
+    once their shapes fit."""
     p = resolve_weights_path(path)
     return ("names", _read_keras(p)) if p.suffix == ".keras" else _read_h5(p)
 
@@ -155,13 +188,18 @@ def load_backbone_weights(model, spec: BackboneSpec, path: str | os.PathLike) ->
                                + (f" (saved as {save_keys[layer.name]!r})" if save_keys else "") + " "
                                f"(first missing layer; is it from another backbone?{held})")
         want = [tuple(w.shape) for w in layer.weights]
-        got = [tuple(a.shape) for a in arrays]
+        got = arrays.shapes if isinstance(arrays, H5Arrays) else [tuple(a.shape) for a in arrays]
+        if isinstance(arrays, H5Arrays) and len(want) == len(got) and want != got:
+            i = next(i for i, (w, g) in enumerate(zip(want, got)) if w != g)
+            raise LeafnetError(f"--weights {path} does not fit {spec.name}: dataset {arrays.names[i]} declares shape "
+                               f"{got[i]} but layer {layer.name!r} needs {want[i]} (first mismatching layer{held})")
         if want != got:
             raise LeafnetError(f"--weights {path} does not fit {spec.name}: layer {layer.name!r} has shapes {got} "
                                f"in the file but {want} in the model (first mismatching layer{held})")
         plan.append((layer, arrays))
     if not plan:
         raise LeafnetError(f"--weights {path}: no backbone layer of {spec.name} found in the file")
+    plan = [(layer, arrays.read() if isinstance(arrays, H5Arrays) else arrays) for layer, arrays in plan]
     for layer, arrays in plan:
         layer.set_weights(arrays)
     return len(plan)

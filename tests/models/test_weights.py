@@ -75,5 +75,5 @@ def test_bad_paths(tmp_path):
     with pytest.raises(LeafnetError, match="unsupported file type"):
         load_backbone_weights(dst, get_backbone("simple-cnn"), tmp_path / "x.txt")
     (tmp_path / "forged.keras").write_bytes(b"PK\x03\x04 not really a zip")
-    with pytest.raises(LeafnetError, match="cannot load this .keras file safely"):
+    with pytest.raises(LeafnetError, match="damaged, not a readable .keras archive"):
         load_backbone_weights(dst, get_backbone("simple-cnn"), tmp_path / "forged.keras")
