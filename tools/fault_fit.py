@@ -35,6 +35,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,6 +125,7 @@ class Case:
     problems: list[str] = field(default_factory=list)
     stderr: list[str] = field(default_factory=list)
     jobs: int = 0
+    damaged: Path | None = None   # a backup file this case damaged
 
     @property
     def folder(self) -> Path:
@@ -183,7 +185,16 @@ class Case:
         return True
 
     def artifacts(self) -> None:
-        self.problems += [f"unreadable under its final name: {p}" for p in check_artifacts(self.run)]
+        found = check_artifacts(self.run)
+        if self.damaged is not None and self.damaged.exists():   # what the case broke on purpose
+            try:
+                state = json.loads((self.run / "backup" / "state.json").read_text())
+                named = {state.get("weights"), state.get("phase_best_weights"), "state.json"}
+            except (OSError, ValueError):
+                named = {"state.json"}
+            if self.damaged.name in named:
+                found = [p for p in found if not p.startswith(("backup/state.json", "backup referenced by"))]
+        self.problems += [f"unreadable under its final name: {p}" for p in found]
 
     def refused(self, res: Result, *, names: tuple[str, ...] = (), why: str = "") -> bool:
         """``res`` is a correct refusal: exit != 0, one line on stderr, no traceback, naming one
@@ -246,7 +257,7 @@ def case_backup(case: Case) -> str:
         files = sorted(p for p in backup.iterdir() if p.is_file())
         target = newest if pick < 0.5 else rng.choice(files)
         how = rng.choice(["truncate", "random bytes", "delete"])
-    size = target.stat().st_size
+    size, case.damaged = target.stat().st_size, target
     if how == "delete":
         target.unlink()
     elif how == "truncate":
@@ -421,6 +432,7 @@ def main(argv=None) -> int:
     from leafnet.console import import_tensorflow_quietly
 
     import_tensorflow_quietly()   # the checks load .keras files; TensorFlow's start-up lines say nothing here
+    warnings.filterwarnings("ignore", message="Skipping variable loading")   # a .keras file's optimizer, unused
     out = Path(args.out).resolve()
     counts = out.parent / f".{out.name}-writes.json"
     data, duration, reference = kill_fit.prepare(out, args.snapshot, job=JOB, env={"FAULT_FIT_COUNT": str(counts)})
@@ -428,7 +440,8 @@ def main(argv=None) -> int:
     counts.unlink()
     if "second" in kinds:
         ctx.tf_import = tf_import_seconds()
-    print(f"writes of an uninterrupted job: {ctx.writes}; TensorFlow import {ctx.tf_import:.1f} s", flush=True)
+    print(f"writes of an uninterrupted job: {ctx.writes}"
+          + (f"; TensorFlow import: {ctx.tf_import:.1f} s" if ctx.tf_import else ""), flush=True)
 
     rng = random.Random(args.seed)
     results = []
