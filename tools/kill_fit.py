@@ -37,28 +37,68 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 CODE: str | None = None   # --snapshot: the folder the jobs import leafnet from
 
-JOB = """
+# The job in two parts, so that tools/fault_fit.py can put its fault hooks between the import
+# set-up and the run. argv: DATA RUN [CODE|""] [extra fit options...]
+JOB_SETUP = """
 import sys
-if len(sys.argv) > 3:   # a frozen copy of the code, ahead of the editable install's finder
+if len(sys.argv) > 3 and sys.argv[3]:   # a frozen copy of the code, ahead of the editable install's finder
     sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
     sys.path.insert(0, sys.argv[3])
     import leafnet
     assert leafnet.__file__.startswith(sys.argv[3]), f"leafnet imported from {leafnet.__file__}"
+"""
+JOB_MAIN = """
 from leafnet.cli import main
 code = main(["fit", "--data", sys.argv[1], "--backbone", "simple-cnn", "--weights", "none", "--image-size", "32",
              "--batch-size", "16", "--epochs", "3", "--finetune-epochs", "2", "--seed", "7", "--run-dir", sys.argv[2],
              "--set", "transfer.early_stopping=0", "--set", "finetune.early_stopping=0", "--set", "augment.rotation=0.2",
-             "--quiet"])
+             "--quiet", *sys.argv[4:]])
 if code == 0:
     code = main(["export", sys.argv[2], "--format", "savedmodel"])
 sys.exit(code)
 """
+JOB = JOB_SETUP + JOB_MAIN
 
 
-def start(data: Path, run: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", JOB, str(data), str(run), *([CODE] if CODE else [])],
-                            stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+def start(data: Path, run: Path, extra=(), job: str = JOB, env: dict | None = None,
+          stderr=subprocess.PIPE) -> subprocess.Popen:
+    """Start the job on ``data`` into ``run``; ``extra`` fit options go after the usual ones."""
+    return subprocess.Popen([sys.executable, "-c", job, str(data), str(run), CODE or "", *map(str, extra)],
+                            stdout=subprocess.DEVNULL, stderr=stderr, text=True,
+                            env={**os.environ, **env} if env else None)
+
+
+def snapshot(out: Path) -> str:
+    """Unpack a ``git archive`` of HEAD into OUT/code for the jobs to import leafnet from."""
+    code = out / "code"
+    code.mkdir()
+    repo = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(["git", "-C", str(repo), "archive", "HEAD"], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(code)], input=archive, check=True)
+    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    print(f"jobs run the code of {commit} from {code}", flush=True)
+    return str(code)
+
+
+def prepare(out: Path, frozen: bool, job: str = JOB, env: dict | None = None) -> tuple[Path, float, dict]:
+    """A fresh OUT with the images (OUT/leaves) and the uninterrupted reference run
+    (OUT/reference); returns (data folder, seconds the reference took, its final weights)."""
+    from leafnet.data.synth import generate
+
+    global CODE
+    shutil.rmtree(out, ignore_errors=True)
+    data = out / "leaves"
+    generate(data, classes=4, per_class=30, size=48, seed=1)
+    CODE = snapshot(out) if frozen else None
+    t0 = time.perf_counter()
+    ref = start(data, out / "reference", job=job, env=env)
+    _, err = ref.communicate()
+    if ref.returncode != 0:
+        raise SystemExit(f"the uninterrupted reference job failed:\n{err}")
+    duration = time.perf_counter() - t0
+    print(f"uninterrupted job: {duration:.1f} s", flush=True)
+    return data, duration, final_weights(out / "reference")
 
 
 def where(run: Path) -> str:
@@ -152,34 +192,9 @@ def main(argv=None) -> int:
     ap.add_argument("--snapshot", action="store_true", help="run the jobs from a git archive of HEAD")
     args = ap.parse_args(argv)
 
-    from leafnet.data.synth import generate
-
     out = Path(args.out).resolve()
-    shutil.rmtree(out, ignore_errors=True)
-    data = out / "leaves"
-    generate(data, classes=4, per_class=30, size=48, seed=1)
+    data, duration, reference = prepare(out, args.snapshot)
     rng = random.Random(args.seed)
-    global CODE
-    CODE = None
-    if args.snapshot:
-        code = out / "code"
-        code.mkdir()
-        repo = Path(__file__).resolve().parent.parent
-        archive = subprocess.run(["git", "-C", str(repo), "archive", "HEAD"], capture_output=True, check=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(code)], input=archive, check=True)
-        CODE = str(code)
-        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True).stdout.strip()
-        print(f"jobs run the code of {commit} from {code}", flush=True)
-
-    t0 = time.perf_counter()
-    ref = start(data, out / "reference")
-    if ref.wait() != 0:
-        print(ref.stderr.read(), file=sys.stderr)
-        return 1
-    duration = time.perf_counter() - t0
-    reference = final_weights(out / "reference")
-    print(f"uninterrupted job: {duration:.1f} s", flush=True)
 
     kills, completed, problems = 0, 0, []
     at = collections.Counter()
