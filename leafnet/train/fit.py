@@ -81,6 +81,8 @@ def check_existing(run: RunDir, cfg: Config) -> bool:
     """True when ``run`` holds this run already (resume); refuse a folder that holds another."""
     if not run.root.exists() or all(p.name == runlock.LOCK_NAME for p in run.root.iterdir()):
         return False
+    if not run.config.exists() and is_unfinished_start(run):
+        return False
     if not run.config.exists():
         raise LeafnetError(f"run folder {run.root} exists and is not a leafnet run; choose another --run-dir")
     stored = read_yaml(run.config)
@@ -92,6 +94,21 @@ def check_existing(run: RunDir, cfg: Config) -> bool:
     if diff:
         raise LeafnetError(f"run folder {run.root} holds a different run ({diff}); "
                            "use another --run-dir, or delete the folder to start over")
+    return True
+
+
+# What a start writes before config.yaml, its last file: a folder holding nothing else is a
+# start that was killed (or ran out of space) and is started again.
+START_FILES = frozenset({"classes.json", "split.csv", "data_report.json", ".write-test", runlock.LOCK_NAME})
+
+
+def is_unfinished_start(run: RunDir) -> bool:
+    """True when ``run`` holds only files a start writes before its config.yaml."""
+    for p in run.root.iterdir():
+        if p.name in ("plots", "backup") and p.is_dir() and not any(p.iterdir()):
+            continue
+        if p.name not in START_FILES and not (p.name.startswith(".") and ".tmp" in p.name):
+            return False
     return True
 
 

@@ -3,6 +3,7 @@ figure comes from 200): every rerun resumes, every epoch once, nothing unreadabl
 final name, and the result equals the uninterrupted run."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,40 @@ def test_unwritable_run_folder_is_one_clear_error_and_keeps_what_was_there(leave
     monkeypatch.setattr(runs, "atomic_path", original)
     run = leafnet.fit(cfg)                                               # space again: it resumes
     assert [int(r["epoch"]) for r in run.history] == [1, 2, 3]
+
+
+def test_a_start_that_failed_before_its_config_starts_again(leaves, tmp_path, tiny_config, monkeypatch):
+    """Disk full while a start writes config.yaml (classes.json and split.csv written): the
+    same command, with space again, starts the run instead of calling the folder foreign;
+    a folder holding anything else is still refused (found by tools/fault_fit.py)."""
+    import errno
+
+    import leafnet
+    import leafnet.runs as runs
+    from leafnet.errors import LeafnetError
+
+    run_dir = tmp_path / "start"
+    cfg = tiny_config(leaves, run_dir, transfer__epochs=1, finetune__epochs=0)
+    original = runs.atomic_path
+
+    def full_at_config(path):
+        if str(path).endswith("config.yaml"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(path)
+
+    monkeypatch.setattr(runs, "atomic_path", full_at_config)
+    with pytest.raises(LeafnetError, match="No space left on device"):
+        leafnet.fit(cfg)
+    assert (run_dir / "split.csv").is_file() and not (run_dir / "config.yaml").exists()
+    monkeypatch.setattr(runs, "atomic_path", original)
+    foreign = tmp_path / "foreign"
+    shutil.copytree(run_dir, foreign)
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(LeafnetError, match="exists and is not a leafnet run"):
+        leafnet.fit(tiny_config(leaves, foreign, transfer__epochs=1, finetune__epochs=0))
+    assert (foreign / "notes.txt").read_text() == "mine"
+    run = leafnet.fit(cfg)
+    assert [int(r["epoch"]) for r in run.history] == [1] and run.metrics
 
 
 def test_killed_after_the_last_epoch_but_before_the_end(leaves, tmp_path, tiny_config):
