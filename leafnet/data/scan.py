@@ -3,7 +3,9 @@
 Every file found under the folder ends up either in :attr:`Scan.files` or in
 :attr:`Scan.skipped` with a reason, so the counts add up. Each candidate image is
 decoded once with the same TensorFlow decoder the training pipeline uses, because a
-truncated JPEG otherwise stops training mid-epoch without naming the file.
+truncated JPEG otherwise stops training mid-epoch without naming the file. Only regular
+files within the size limit are read (:mod:`leafnet.data.files`); a class folder that links
+back into the data folder is not followed, and a folder that cannot be listed is reported.
 """
 
 from __future__ import annotations

@@ -62,8 +62,13 @@ def _problems(rows: list[dict]) -> list[tuple[str, str]]:
         if reason:
             problems[i] = "missing" if reason.startswith(("broken symbolic link", "cannot read file: No such")) \
                 else reason
-        elif _recorded(row) != file_stat(path):
-            to_hash.append(i)
+        else:
+            try:
+                same = _recorded(row) == file_stat(path)
+            except OSError:
+                same = False       # gone since: hashing says why
+            if not same:
+                to_hash.append(i)
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
         for i, reason in zip(to_hash, pool.map(lambda i: _hash_reason(rows[i]["path"], rows[i]["sha1"]), to_hash)):
             if reason:
