@@ -112,11 +112,12 @@ def decode_file(path: str, size: int):
     from leafnet.data.pipeline import decode_image, resize_uint8
     from leafnet.data.codec_messages import clean_tf_error
 
+    from leafnet.data.files import UnreadableFile, read_file
+
     try:
-        with open(path, "rb") as f:
-            contents = f.read()
-    except OSError as e:
-        return None, f"cannot read file: {e.strerror or e}"
+        contents = read_file(path)     # a FIFO or a device is refused unread, as the scan does
+    except UnreadableFile as e:
+        return None, e.reason
     try:
         img = decode_image(tf.constant(contents))
         if min(img.shape[:2]) <= 0:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 
-from leafnet.data.scan import scan_folder
+from leafnet.data.scan import folder_reasons, scan_folder
 from leafnet.data.split import stratified_split
 from leafnet.runs import write_json
 
@@ -31,8 +31,10 @@ def check_folder(folder: str, val_split: float | None = None, seed: int | None =
     width = max([len(c) for c in counts] + [5])
     print(f"\n{scan.root}: {len(scan.files)} usable images in {len(counts)} classes, "
           f"{len(scan.skipped)} file(s) skipped")
+    unreadable = folder_reasons(scan)
     for name, n in counts.items():
-        print(f"  {name:{width}}  {n:6d}" + ("  <- no usable image" if n == 0 else ""))
+        why = f" ({unreadable[name]})" if name in unreadable else ""
+        print(f"  {name:{width}}  {n:6d}" + (f"  <- no usable image{why}" if n == 0 else why))
     if scan.skipped:
         reasons = collections.Counter(s["reason"] for s in scan.skipped)
         print("skipped:")

@@ -20,6 +20,7 @@ from leafnet.errors import DataError
 from leafnet.runs import RunDir, read_csv, write_csv, write_json
 
 SPLIT_HEADER = ["path", "class", "subset", "sha1"]
+STAT_COLUMNS = ["size", "mtime_ns", "inode"]   # as each file was hashed; a resume compares them first
 
 
 @dataclass
@@ -34,6 +35,7 @@ class SplitData:
     hashes: list[str]
     skipped: list[dict]
     is_test: np.ndarray | None = None   # None: no test subset
+    stats: list | None = None           # FileStat per file as it was hashed; None: unknown
 
     def names(self) -> np.ndarray:
         """The subset of each file: "train", "val" or "test"."""
@@ -61,7 +63,8 @@ class SplitData:
                          np.concatenate([self.is_val, np.zeros(len(test.files), bool)]), self.hashes + test.hashes,
                          self.skipped + test.skipped,
                          np.concatenate([np.zeros(n, bool) if self.is_test is None else self.is_test,
-                                         np.ones(len(test.files), bool)]))
+                                         np.ones(len(test.files), bool)]),
+                         self.stats + test.stats if self.stats is not None and len(test.stats) == len(test.files) else None)
 
 
 def data_folder(cfg: DataConfig) -> str | None:
@@ -80,13 +83,14 @@ def scan_and_split(cfg: DataConfig, seed: int, progress: bool = True) -> SplitDa
     if folder:
         scan = scan_folder(folder, progress=progress)
         is_val = stratified_split(scan.labels, scan.hashes, cfg.val_split, seed)
-        split = SplitData(scan.classes, scan.files, np.asarray(scan.labels), is_val, scan.hashes, scan.skipped)
+        split = SplitData(scan.classes, scan.files, np.asarray(scan.labels), is_val, scan.hashes, scan.skipped,
+                          stats=scan.stats)
     elif cfg.train:
         train: Scan = scan_folder(cfg.train, progress=progress)
         val: Scan = scan_folder(cfg.val, classes=train.classes, progress=progress)
         split = SplitData(train.classes, train.files + val.files, np.asarray(train.labels + val.labels),
                           np.array([False] * len(train.files) + [True] * len(val.files)),
-                          train.hashes + val.hashes, train.skipped + val.skipped)
+                          train.hashes + val.hashes, train.skipped + val.skipped, stats=train.stats + val.stats)
     else:
         raise DataError("no data given: use --data DIR (one sub-folder per class), --train DIR --val DIR, or --demo")
     if cfg.test:
@@ -103,9 +107,10 @@ def leaked_duplicates(split: SplitData) -> int:
 
 def write_split(run: RunDir, split: SplitData) -> None:
     write_json(run.classes, split.classes)
-    rows = [(p, split.classes[l], name, h)
-            for p, l, name, h in zip(split.paths, split.labels, split.names(), split.hashes)]
-    write_csv(run.split, SPLIT_HEADER, rows)
+    stats = split.stats if split.stats is not None and len(split.stats) == len(split.paths) else None
+    rows = [(p, split.classes[l], name, h, *(stats[i] if stats else ("", "", "")))
+            for i, (p, l, name, h) in enumerate(zip(split.paths, split.labels, split.names(), split.hashes))]
+    write_csv(run.split, SPLIT_HEADER + STAT_COLUMNS, rows)
     subsets = ("train", "val", "test") if split.is_test is not None else ("train", "val")
     counts = {name: split.counts(name) for name in subsets}
     report = {"found": len(split.paths) + len(split.skipped), "used": len(split.paths),

@@ -3,13 +3,14 @@
 Every file found under the folder ends up either in :attr:`Scan.files` or in
 :attr:`Scan.skipped` with a reason, so the counts add up. Each candidate image is
 decoded once with the same TensorFlow decoder the training pipeline uses, because a
-truncated JPEG otherwise stops training mid-epoch without naming the file.
+truncated JPEG otherwise stops training mid-epoch without naming the file. Only regular
+files within the size limit are read (:mod:`leafnet.data.files`); a class folder that links
+back into the data folder is not followed, and a folder that cannot be listed is reported.
 """
 
 from __future__ import annotations
 
 import collections
-import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from leafnet.data.codec_messages import clean_tf_error, quiet_decoders
+from leafnet.data.files import FileStat, UnreadableFile, file_problem, hash_file
 from leafnet.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
@@ -33,6 +35,7 @@ class Scan:
         files: usable images, in a stable order (class, then path).
         labels: label index of each file.
         hashes: content hash (sha1) of each file.
+        stats: size, mtime and inode of each file as it was hashed (see :mod:`leafnet.data.verify`).
         skipped: ``{"path", "reason"}`` for every file not used.
     """
 
@@ -42,6 +45,7 @@ class Scan:
     labels: list[int] = field(default_factory=list)
     hashes: list[str] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)
+    stats: list[FileStat] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         c = collections.Counter(self.labels)
@@ -76,9 +80,14 @@ def _skip_reason_for_name(name: str) -> str | None:
 
 
 def _walk(folder: Path, skipped: list[dict]) -> list[str]:
-    """Image candidates under ``folder`` (recursively); everything else goes to ``skipped``."""
+    """Image candidates under ``folder`` (recursively); everything else goes to ``skipped``,
+    and so does a folder that cannot be listed (its files cannot be counted)."""
     found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+
+    def unreadable(e: OSError) -> None:
+        skipped.append({"path": e.filename or str(folder), "reason": f"cannot read folder: {e.strerror or e}"})
+
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False, onerror=unreadable):
         dirnames.sort()
         keep = []
         for d in dirnames:
@@ -94,9 +103,7 @@ def _walk(folder: Path, skipped: list[dict]) -> list[str]:
         dirnames[:] = keep
         for name in sorted(filenames):
             full = os.path.join(dirpath, name)
-            reason = _skip_reason_for_name(name)
-            if reason is None and not os.path.exists(full):
-                reason = "broken symbolic link"
+            reason = _skip_reason_for_name(name) or file_problem(full)   # FIFOs, devices, huge files
             if reason:
                 skipped.append({"path": full, "reason": reason})
             else:
@@ -104,15 +111,17 @@ def _walk(folder: Path, skipped: list[dict]) -> list[str]:
     return found
 
 
-def _hash_file(path: str) -> tuple[str | None, str | None]:
+def _hash_one(path: str) -> tuple[str | None, FileStat | None, str | None]:
     try:
-        h = hashlib.sha1()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        return h.hexdigest(), None
-    except OSError as e:
-        return None, f"cannot read file: {e.strerror or e}"
+        return (*hash_file(path), None)
+    except UnreadableFile as e:
+        return None, None, e.reason
+
+
+def _hash_all(paths: Sequence[str]) -> list[tuple[str | None, FileStat | None, str | None]]:
+    """``(sha1, stat, None)`` or ``(None, None, reason)`` per path, read in parallel."""
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+        return list(pool.map(_hash_one, paths))
 
 
 def check_decodable(paths: Sequence[str], progress: bool = False) -> dict[int, str]:
@@ -163,19 +172,64 @@ def _progress(total: int, label: str):
     return progress_bar(total, unit_name="file")
 
 
+LINK_INSIDE = "symbolic link to a folder inside the data folder (not followed: its images would be labelled twice)"
+LINK_AROUND = "symbolic link to a folder that holds the data folder (not followed: its images would be labelled twice)"
+
+
+def _link_overlap(link: str, root: str) -> str | None:
+    """Why a class folder that is a symbolic link must not be followed, or None: its target is
+    the data folder, lies inside it, or holds it."""
+    target = os.path.realpath(link)
+    if os.path.commonpath([target, root]) == root:
+        return LINK_INSIDE
+    if os.path.commonpath([target, root]) == target:
+        return LINK_AROUND
+    return None
+
+
 def list_class_folders(root: Path, skipped: list[dict]) -> list[str]:
+    """The class folder names under ``root``, sorted; what is not a class folder goes to ``skipped``.
+
+    Raises:
+        DataError: ``root`` cannot be listed.
+    """
+    real_root = os.path.realpath(root)
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError as e:
+        raise DataError(f"cannot read data folder {root}: {e.strerror or e}") from None
     names = []
-    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+    for entry in entries:
         if entry.is_dir(follow_symlinks=True):
+            overlap = _link_overlap(entry.path, real_root) if entry.is_symlink() else None
             if entry.name in IGNORED_DIRS or _is_hidden(entry.name):
                 reason = "inside a __MACOSX folder" if entry.name in IGNORED_DIRS else "inside a hidden folder"
                 for sub, _, files in os.walk(entry.path):
                     skipped.extend({"path": os.path.join(sub, n), "reason": reason} for n in sorted(files))
+            elif overlap:
+                skipped.append({"path": entry.path, "reason": overlap})
             else:
                 names.append(entry.name)
         else:
             skipped.append({"path": entry.path, "reason": "not inside a class folder"})
     return names
+
+
+def list_candidates(root: str | os.PathLike, labelled: bool = True) -> tuple[list[str], list[dict]]:
+    """``(image candidates, skipped)`` under ``root`` as a scan finds them, nothing read or decoded:
+    in its class folders (``labelled``), or anywhere under it."""
+    root, skipped = Path(root), []
+    if not labelled:
+        return _walk(root, skipped), skipped
+    found = [p for name in list_class_folders(root, skipped) for p in _walk(root / name, skipped)]
+    return found, skipped
+
+
+def folder_reasons(scan: Scan) -> dict[str, str]:
+    """``{class: why its folder could not be read}`` for the classes whose folder could not be listed."""
+    unreadable = {Path(s["path"]).name: s["reason"] for s in scan.skipped
+                  if s["reason"].startswith("cannot read folder") and Path(s["path"]).parent.resolve() == scan.root}
+    return {name: unreadable[name] for name in scan.classes if name in unreadable}
 
 
 def scan_folder(root: str | os.PathLike, classes: Sequence[str] | None = None,
@@ -225,30 +279,32 @@ def scan_folder(root: str | os.PathLike, classes: Sequence[str] | None = None,
         for path in _walk(root / name, skipped):
             candidates.append((path, label))
 
-    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
-        hashed = list(pool.map(_hash_file, [p for p, _ in candidates]))
+    hashed = _hash_all([p for p, _ in candidates])
     readable = []
-    for (path, label), (digest, err) in zip(candidates, hashed):
+    for (path, label), (digest, st, err) in zip(candidates, hashed):
         if err:
             skipped.append({"path": path, "reason": err})
         else:
-            readable.append((path, label, digest))
+            readable.append((path, label, digest, st))
 
-    failures = check_decodable([p for p, _, _ in readable], progress=progress) if check else {}
-    for i, (path, label, digest) in enumerate(readable):
+    failures = check_decodable([p for p, _, _, _ in readable], progress=progress) if check else {}
+    for i, (path, label, digest, st) in enumerate(readable):
         if i in failures:
             skipped.append({"path": path, "reason": failures[i]})
         else:
             scan.files.append(path)
             scan.labels.append(label)
             scan.hashes.append(digest)
+            scan.stats.append(st)
 
     if not strict:
         return scan
     counts = scan.counts()
     empty = [c for c, n in counts.items() if n == 0]
     if empty:
-        raise DataError(f"class folder(s) with no usable image in {root}: {', '.join(map(repr, empty))} "
+        why = folder_reasons(scan)
+        named = ", ".join(f"{c!r} ({why[c]})" if c in why else repr(c) for c in empty)
+        raise DataError(f"class folder(s) with no usable image in {root}: {named} "
                         f"(see skipped files with: leafnet data check {root})")
     if len(names) < 2 and classes is None:
         raise DataError(f"{root} has a single class folder ({names[0]!r}); a classifier needs at least two")
@@ -270,23 +326,22 @@ def scan_images(root: str | os.PathLike, check: bool = True, progress: bool = Fa
         raise DataError(f"data folder not found: {root}" if not root.exists() else f"data path is not a folder: {root}")
     skipped: list[dict] = []
     candidates = _walk(root, skipped)
-    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
-        hashed = list(pool.map(_hash_file, candidates))
     readable = []
-    for path, (digest, err) in zip(candidates, hashed):
+    for path, (digest, st, err) in zip(candidates, _hash_all(candidates)):
         if err:
             skipped.append({"path": path, "reason": err})
         else:
-            readable.append((path, digest))
-    failures = check_decodable([p for p, _ in readable], progress=progress) if check else {}
+            readable.append((path, digest, st))
+    failures = check_decodable([p for p, _, _ in readable], progress=progress) if check else {}
     scan = Scan(root=root.resolve(), classes=["image"], skipped=skipped)
-    for i, (path, digest) in enumerate(readable):
+    for i, (path, digest, st) in enumerate(readable):
         if i in failures:
             skipped.append({"path": path, "reason": failures[i]})
         else:
             scan.files.append(path)
             scan.labels.append(0)
             scan.hashes.append(digest)
+            scan.stats.append(st)
     if not scan.files:
         raise DataError(f"no usable image in {root} (see skipped files with: leafnet data check {root})")
     return scan

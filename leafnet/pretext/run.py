@@ -39,11 +39,12 @@ def _scan_split(cfg: Config, progress: bool):
     if folder:
         scan = scan_images(folder, progress=progress)
         is_val = stratified_split(scan.labels, scan.hashes, cfg.data.val_split, cfg.run.seed)
-        return SplitData(scan.classes, scan.files, np.asarray(scan.labels), is_val, scan.hashes, scan.skipped)
+        return SplitData(scan.classes, scan.files, np.asarray(scan.labels), is_val, scan.hashes, scan.skipped,
+                         stats=scan.stats)
     train, val = scan_images(cfg.data.train, progress=progress), scan_images(cfg.data.val, progress=progress)
     return SplitData(train.classes, train.files + val.files, np.zeros(len(train.files) + len(val.files), dtype=np.int64),
                      np.array([False] * len(train.files) + [True] * len(val.files)),
-                     train.hashes + val.hashes, train.skipped + val.skipped)
+                     train.hashes + val.hashes, train.skipped + val.skipped, stats=train.stats + val.stats)
 
 
 def _read_split(run: RunDir):
@@ -147,8 +148,13 @@ def _pretext(cfg: Config, task: PretextTask, spec, size: int, notes: list[str], 
 
     plan_phases(cfg)
     if resuming:
+        from leafnet.data.verify import data_roots, new_files_note, verify_resume
+
         run.clean_temporaries()
+        added = verify_resume(run, data_roots(cfg.data), labelled=False)
         split = _read_split(run)
+        if added and verbose:
+            print(new_files_note(added))
     else:
         split = _scan_split(cfg, progress=bool(verbose))
     train_paths, _, train_hashes = split.subset(val=False)

@@ -280,8 +280,13 @@ def _fit(cfg: Config, exec_cfg: Config, spec, strategy, split, run: RunDir) -> R
 
     plan_phases(cfg)
     if resuming:
+        from leafnet.data.verify import data_roots, new_files_note, verify_resume
+
         run.clean_temporaries()
+        added = verify_resume(run, data_roots(cfg.data))
         split = read_split(run)
+        if added and verbose:
+            print(new_files_note(added))
     elif split is None:
         split = scan_and_split(cfg.data, cfg.run.seed, progress=bool(verbose))
     classes = split.classes

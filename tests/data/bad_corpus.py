@@ -13,7 +13,10 @@ overwritten mid-file (libjpeg only warns: used, see README), broken symlink, sym
 folder, CMYK, 16-bit PNG, palette, RGBA, grayscale, animated GIF, BMP, WebP, EXIF-rotated
 JPEG, 1x1, 20000x20000 PNG and a JPEG whose header says 20000x20000 (both refused by the
 pixel limit before decoding), ``__MACOSX``, ``._*``, hidden files and folders, nested
-folders, class names with spaces, unicode, a newline or a leading dot.
+folders, class names with spaces, unicode, a newline or a leading dot, a file over the
+size limit, a class folder linked to the data folder itself (``self -> .``). FIFOs and
+devices, which block or never end on today's readers, are in ``test_hostile_files.py``,
+read in a subprocess with a timeout.
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ UNKNOWN_FORMAT = "cannot decode: Unknown image file format. One of JPEG, JPEG XL
 TOO_LARGE = ("cannot decode: image too large: 20000x20000 pixels, over the limit of 67,108,864 pixels "
              "(64 megapixels)")
 ALLOWED = ".jpg, .jpeg, .png, .bmp, .gif, .webp"
+MAX_FILE_BYTES = 256 * 2 ** 20      # leafnet.data.files.MAX_FILE_BYTES
+FILE_TOO_LARGE = (f"image too large: {MAX_FILE_BYTES + 1:,} bytes, over the limit of {MAX_FILE_BYTES:,} bytes "
+                  "(256 MiB)")
+LINK_INSIDE = "symbolic link to a folder inside the data folder (not followed: its images would be labelled twice)"
 
 
 @dataclass(frozen=True)
@@ -200,6 +207,11 @@ def write_corpus(root: str | os.PathLike) -> dict[str, Outcome]:
     cases["alpha/broken_link.jpg"] = skipped("broken symbolic link")
     os.symlink(alpha / "nested", alpha / "linked_folder")
     cases["alpha/linked_folder"] = skipped("symbolic link to a folder (not followed)")
+    os.symlink(".", root / "self")
+    cases["self"] = skipped(LINK_INSIDE)
+    with open(alpha / "huge_file.png", "wb") as f:     # sparse: its size is all there is to it
+        f.truncate(MAX_FILE_BYTES + 1)
+    cases["alpha/huge_file.png"] = skipped(FILE_TOO_LARGE)
     put("beta gamma/space in name.png", USED, arr=pattern(30, 30, seed=1))
     put("ünïcødé 葉/葉っぱ.png", USED, arr=pattern(30, 30, seed=2))
     put("new\nline/file\nwith newline.png", USED, arr=pattern(30, 30, seed=4))
