@@ -194,7 +194,9 @@ def _subset_files(run: RunDir, subset: str, data, classes: list[str]) -> tuple[s
         raise LeafnetError("subset must be 'train', 'val' or 'test' (or give a labelled folder with --data); "
                            f"received {subset!r}")
     from leafnet.data.prepare import read_split
+    from leafnet.data.verify import check_rows
 
+    check_rows(run)
     split = read_split(run)
     paths, labels, _ = split.rows(subset)
     if not paths:

@@ -238,7 +238,9 @@ def check_parity(run: RunDir, model, size: int, runner, batch_size: int = 64,
     the run's validation images (at most PARITY_IMAGES); ``progress`` gets one line first."""
     from leafnet.data.pipeline import ImageSet
     from leafnet.data.prepare import read_split
+    from leafnet.data.verify import check_rows
 
+    check_rows(run)
     paths, labels, _ = read_split(run).subset(val=True)
     paths, labels = paths[:PARITY_IMAGES], np.asarray(labels[:PARITY_IMAGES], dtype=np.int64)
     if not paths:

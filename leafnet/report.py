@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from leafnet.data.verify import check_rows
 from leafnet.errors import LeafnetError
 from leafnet.evaluate import saved_evaluations
 from leafnet.history import restored_epochs
@@ -252,8 +253,16 @@ def _explanations_section(page: Page, run: RunDir, explanations: bool) -> None:
     body = ""
     sample_dir = run.root / "explain" / "report"
     if explanations:
-        paths = _sample_paths(run, run.read_classes())
-        if not run.model.is_file():
+        try:
+            check_rows(run)
+            paths = _sample_paths(run, run.read_classes())
+        except LeafnetError as e:
+            paths, refused = [], str(e)
+        else:
+            refused = None
+        if refused:
+            body += missing(refused)
+        elif not run.model.is_file():
             body += missing("no model.keras: the explanation sample needs a finished run")
         elif not paths:
             body += missing("no validation images to explain (split.csv missing or its files moved)")

@@ -17,9 +17,14 @@ def cache_root() -> Path:
     return Path(os.environ.get("LEAFNET_CACHE") or Path.home() / ".cache" / "leafnet")
 
 
+def demo_path() -> Path:
+    """Where the demo leaves are (or will be) generated."""
+    return cache_root() / f"demo-leaves-{DEMO_VERSION}"
+
+
 def demo_folder(progress: bool = True) -> Path:
     """The demo leaves folder, generated on first use (atomically: a killed generation leaves nothing)."""
-    target = cache_root() / f"demo-leaves-{DEMO_VERSION}"
+    target = demo_path()
     if target.is_dir():
         return target
     from leafnet.data.synth import generate

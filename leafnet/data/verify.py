@@ -23,11 +23,14 @@ from leafnet.runs import RunDir, read_csv
 CHANGED = "content differs from split.csv"
 
 
-def data_roots(cfg: DataConfig) -> list[str]:
-    """The folders a run's files come from (``data``, or ``train`` and ``val``; ``test``)."""
+def data_roots(cfg: DataConfig, generate: bool = True) -> list[str]:
+    """The folders a run's files come from (``data``, or ``train`` and ``val``; ``test``);
+    ``generate=False``: the demo folder's path without generating the demo leaves."""
+    from leafnet.data.demo import demo_path
     from leafnet.data.prepare import data_folder
 
-    folder = data_folder(cfg)
+    demo_only = cfg.demo and not (cfg.data or cfg.train)
+    folder = str(demo_path()) if demo_only and not generate else data_folder(cfg)
     roots = [folder] if folder else [cfg.train, cfg.val]
     return [os.path.abspath(r) for r in roots + [cfg.test] if r]
 
@@ -114,11 +117,7 @@ def verify_resume(run: RunDir, roots: Sequence[str], labelled: bool = True) -> i
     rows = read_csv(run.split)
     if not rows or any(k not in rows[0] for k in ("path", "sha1")):
         return 0         # not a split file: read_split says so
-    roots = [os.path.normpath(os.path.abspath(r)) for r in roots]
-    for n, row in enumerate(rows, start=1):
-        if not _inside(row["path"], roots):
-            raise DataError(f"{run.split}, row {n}: {row['path']} lies outside the run's data folder "
-                            f"({', '.join(roots)}); refusing to read it; start a new run with another --run-dir")
+    roots = refuse_outside(run, rows, roots)
     problems = _problems(rows)
     if problems:
         path, why = problems[0]
@@ -126,6 +125,26 @@ def verify_resume(run: RunDir, roots: Sequence[str], labelled: bool = True) -> i
         raise DataError(f"data changed since this run started: {path} ({why}){more}; "
                         f"restore {'them' if more else 'it'} or start a new run with another --run-dir")
     return new_files(run, rows, roots, labelled)
+
+
+def refuse_outside(run: RunDir, rows: list[dict], roots: Sequence[str]) -> list[str]:
+    """``roots`` normalised, after refusing the first row of ``rows`` that lies outside them."""
+    roots = [os.path.normpath(os.path.abspath(r)) for r in roots]
+    for n, row in enumerate(rows, start=1):
+        if not _inside(row["path"], roots):
+            raise DataError(f"{run.split}, row {n}: {row['path']} lies outside the run's data folder "
+                            f"({', '.join(roots)}); refusing to read it; start a new run with another --run-dir")
+    return roots
+
+
+def check_rows(run: RunDir) -> None:
+    """Refuse ``split.csv`` rows outside the data folders of the run's own ``config.yaml``
+    (before ``evaluate`` or ``export`` opens any of them)."""
+    from leafnet.config import config_from_dict
+
+    rows = read_csv(run.split) if run.split.is_file() else []
+    if rows and "path" in rows[0]:
+        refuse_outside(run, rows, data_roots(config_from_dict(run.read_config()).data, generate=False))
 
 
 def new_files_note(n: int) -> str:

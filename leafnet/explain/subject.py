@@ -304,7 +304,10 @@ def load_subject(source: Any, classes: Sequence[str] | None = None) -> Subject:
             raise LeafnetError(f"{len(names)} class names given for a model with {model.output_shape[-1]} outputs")
     subject = Subject(model=model, classes=list(names), size=size, spec=spec_for(model, root), root=root)
     if root is not None and RunDir(root).split.is_file():
+        from leafnet.data.verify import check_rows
         from leafnet.runs import read_csv
+
+        check_rows(RunDir(root))
 
         index = {c: i for i, c in enumerate(subject.classes)}
         for row in read_csv(RunDir(root).split):

@@ -4,7 +4,9 @@ A weights file declaring a huge dataset, a zip bomb posing as a ``.keras`` model
 ``model.keras``, a val image damaged after training and a hand-edited ``config.yaml``.
 """
 
+import html
 import json
+import os
 import resource
 import shutil
 import time
@@ -42,6 +44,9 @@ def copy_run(run_dir, dst, with_data=False):
             shutil.copy2(r["path"], new)
             r["path"] = str(new)
         write_csv(dst / "split.csv", list(rows[0]), [list(r.values()) for r in rows])
+        cfg = yaml.safe_load((dst / "config.yaml").read_text())
+        cfg["data"]["data"] = str(dst.parent / "data")       # the copies are the run's data folder
+        (dst / "config.yaml").write_text(yaml.safe_dump(cfg))
     return dst
 
 
@@ -221,3 +226,31 @@ def test_a_tampered_run_config_is_one_line_naming_the_file_and_key(shared_run, t
     assert err.strip().splitlines() == [f"error: {run / 'config.yaml'}: data.image_size must be <= 2048; received "
                                         f"{TAMPERED_SIZE} (the run folder's config was edited or damaged)"]
     assert not (run / "export").exists() and not (run / "eval").exists() and not (run / "report.html").exists()
+
+
+# --------------------------------------------------------------------- split.csv rows outside the data
+
+
+@pytest.mark.parametrize("command", ["evaluate", "export", "explain", "report"])
+def test_split_rows_outside_the_data_folder_are_refused_unread(shared_run, tmp_path, run_cli, command, monkeypatch):
+    _, run_dir = shared_run
+    run = copy_run(run_dir, tmp_path / "run")
+    rows = read_csv(run / "split.csv")
+    n = next(i for i, r in enumerate(rows) if r["subset"] == "val")
+    rows[n]["path"] = "/etc/passwd"
+    write_csv(run / "split.csv", list(rows[0]), [list(r.values()) for r in rows])
+    data = yaml.safe_load((run / "config.yaml").read_text())["data"]["data"]
+    line = (f"{run / 'split.csv'}, row {n + 1}: /etc/passwd lies outside the run's data folder ({data}); "
+            "refusing to read it; start a new run with another --run-dir")
+    opened = []
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda p, *a, **k: opened.append(os.fspath(p)) or real_open(p, *a, **k))
+    args = {"evaluate": [], "export": ["--format", "tflite"], "explain": ["--per-class", "1"], "report": []}[command]
+    code, out, err = run_cli(command, run, *args)
+    assert "passwd" not in " ".join(opened)
+    if command == "report":                       # the rest of the run folder is still worth a page
+        assert code == 0 and "Traceback" not in err, err
+        page = html.unescape((run / "report.html").read_text(encoding="utf-8"))
+        assert line in page
+    else:
+        assert code == 2 and err.strip().splitlines() == [f"error: {line}"], err
