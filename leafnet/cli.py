@@ -308,7 +308,7 @@ def cmd_backbones(args) -> int:
 
 def cmd_data(args) -> int:
     if args.data_command == "synth":
-        from leafnet.data.synth import generate
+        from leafnet.datasets import generate
 
         try:
             counts = generate(args.out, classes=args.classes, per_class=args.per_class, size=args.size,

@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def leaves(tmp_path_factory):
     """4 species x 30 images at 48 px (the tests' standard labelled folder)."""
-    from leafnet.data.synth import generate
+    from leafnet.datasets import generate
 
     root = tmp_path_factory.mktemp("leaves") / "leaves"
     generate(root, classes=4, per_class=30, size=48, seed=1)

@@ -100,7 +100,7 @@ def workspace(tmp_path_factory):
     """A working folder holding every folder and file the docs' commands name."""
     from PIL import Image
 
-    from leafnet.data.synth import generate
+    from leafnet.datasets import generate
 
     ws = tmp_path_factory.mktemp("docs")
     (ws / "configs").symlink_to(ROOT / "configs", target_is_directory=True)   # as in a clone

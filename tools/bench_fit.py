@@ -47,7 +47,7 @@ def main(argv=None) -> int:
 
     data = args.data
     if data is None:
-        from leafnet.data.synth import generate
+        from leafnet.datasets import generate
 
         data = os.path.join(tempfile.mkdtemp(prefix="leafnet-bench-"), "leaves")
         generate(data, classes=14, per_class=args.per_class, size=max(96, args.size), seed=0)

@@ -84,7 +84,7 @@ def snapshot(out: Path) -> str:
 def prepare(out: Path, frozen: bool, job: str = JOB, env: dict | None = None) -> tuple[Path, float, dict]:
     """A fresh OUT with the images (OUT/leaves) and the uninterrupted reference run
     (OUT/reference); returns (data folder, seconds the reference took, its final weights)."""
-    from leafnet.data.synth import generate
+    from leafnet.datasets import generate
 
     global CODE
     shutil.rmtree(out, ignore_errors=True)

@@ -38,7 +38,7 @@ def make_folders(out: Path, per_class: int, val_per_class: int, seed: int) -> tu
     """``(labelled train, val, flat unlabelled pool)`` folders drawn from the demo leaves."""
     import numpy as np
 
-    from leafnet.data.demo import demo_folder
+    from leafnet.datasets.demo import demo_folder
 
     demo = demo_folder()
     train, val, pool = out / "data" / "train", out / "data" / "val", out / "data" / "unlabelled"

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def subset(out: Path, fraction: float) -> Path:
-    from leafnet.data.demo import demo_folder
+    from leafnet.datasets.demo import demo_folder
 
     target = out / f"demo-{int(fraction * 100)}pct"
     if target.is_dir():

@@ -1,6 +1,6 @@
 """Check that the synthetic leaf set is a real classification task.
 
-Generates a set with ``leafnet.data.synth.generate`` into a temporary folder, splits it
+Generates a set with ``leafnet.datasets.generate`` into a temporary folder, splits it
 5:1 per class with a fixed seed, and trains two models from scratch:
 
 (a) a linear model on raw pixels (Rescaling -> Flatten -> Dense softmax), which should
@@ -31,7 +31,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from leafnet.data.synth import SPECIES, generate  # noqa: E402
+from leafnet.datasets import SPECIES, generate  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -75,7 +75,7 @@ def compute(generate, render_leaf, species_count: int) -> dict:
 
 def current() -> dict:
     """Hashes from the installed ``leafnet.datasets`` code."""
-    from leafnet.data.synth import SPECIES, generate, render_leaf
+    from leafnet.datasets import SPECIES, generate, render_leaf
 
     return compute(generate, render_leaf, len(SPECIES))
 

@@ -1,47 +1,5 @@
-"""The embedded demo data: synthetic leaves, generated once into a cache folder."""
+"""Alias of the demo data cache, now :mod:`leafnet.datasets.demo` (kept for one version)."""
 
-from __future__ import annotations
+from leafnet.datasets.demo import DEMO, DEMO_VERSION, cache_root, demo_folder, demo_path
 
-import os
-import shutil
-import tempfile
-from pathlib import Path
-
-# Changing these changes the demo set: bump the version so old caches are not reused.
-DEMO = {"classes": 14, "per_class": 100, "size": 96, "seed": 0, "disease": 0.1}
-DEMO_VERSION = "v1"
-
-
-def cache_root() -> Path:
-    """``$LEAFNET_CACHE`` or ``~/.cache/leafnet``."""
-    return Path(os.environ.get("LEAFNET_CACHE") or Path.home() / ".cache" / "leafnet")
-
-
-def demo_path() -> Path:
-    """Where the demo leaves are (or will be) generated."""
-    return cache_root() / f"demo-leaves-{DEMO_VERSION}"
-
-
-def demo_folder(progress: bool = True) -> Path:
-    """The demo leaves folder, generated on first use (atomically: a killed generation leaves nothing)."""
-    target = demo_path()
-    if target.is_dir():
-        return target
-    from leafnet.data.synth import generate
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".demo-leaves-", dir=target.parent))
-    total = DEMO["classes"] * DEMO["per_class"]
-    if progress:
-        print(f"generating the demo leaves ({total} images) into {target}")
-    try:
-        generate(tmp, **DEMO)
-        os.replace(tmp, target)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not target.is_dir():  # another process may have won the race
-            raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+__all__ = ["DEMO", "DEMO_VERSION", "cache_root", "demo_path", "demo_folder"]

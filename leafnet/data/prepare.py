@@ -70,7 +70,7 @@ class SplitData:
 def data_folder(cfg: DataConfig) -> str | None:
     """The folder to scan for ``data``, generating the demo leaves on first use."""
     if cfg.demo and not (cfg.data or cfg.train):
-        from leafnet.data.demo import demo_folder
+        from leafnet.datasets.demo import demo_folder
 
         return str(demo_folder())
     return cfg.data

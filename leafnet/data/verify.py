@@ -26,7 +26,7 @@ CHANGED = "content differs from split.csv"
 def data_roots(cfg: DataConfig, generate: bool = True) -> list[str]:
     """The folders a run's files come from (``data``, or ``train`` and ``val``; ``test``);
     ``generate=False``: the demo folder's path without generating the demo leaves."""
-    from leafnet.data.demo import demo_path
+    from leafnet.datasets.demo import demo_path
     from leafnet.data.prepare import data_folder
 
     demo_only = cfg.demo and not (cfg.data or cfg.train)

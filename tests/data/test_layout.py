@@ -41,7 +41,7 @@ def test_class_folders_are_not_mistaken_for_a_split(tmp_path, folders):
 
 @pytest.mark.slow
 def test_fit_uses_the_split_and_holds_test_out(tmp_path, run_cli):
-    from leafnet.data.synth import generate
+    from leafnet.datasets import generate
 
     root = tmp_path / "data"
     for sub, n, seed in (("train", 12, 1), ("val", 4, 2), ("test", 5, 3)):

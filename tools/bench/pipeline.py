@@ -40,12 +40,12 @@ def load(args):
     elif args.synth_size:
         import tempfile
 
-        from leafnet.data.synth import generate
+        from leafnet.datasets import generate
 
         folder = os.path.join(tempfile.mkdtemp(prefix="leafnet-bench-"), "leaves")
         generate(folder, classes=14, per_class=100, size=args.synth_size, seed=0, image_format="jpg")
     else:
-        from leafnet.data.demo import demo_folder
+        from leafnet.datasets.demo import demo_folder
 
         folder = demo_folder(progress=False)
     scan = scan_folder(folder)
