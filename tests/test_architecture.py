@@ -30,8 +30,6 @@ MAX_LINES = 400
 
 # to be emptied: cycles (as the set of modules of a strongly connected component) still being removed
 KNOWN_CYCLES: list[set[str]] = [
-    {"leafnet.models.backbones", "leafnet.models.registry"},
-    {"leafnet.models.classifier", "leafnet.models.hub"},
     {"leafnet.train.features", "leafnet.train.trainer"},
     {"leafnet.evaluate", "leafnet.predict", "leafnet.export"},
 ]
