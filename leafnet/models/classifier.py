@@ -93,7 +93,8 @@ def build_classifier(spec: BackboneSpec, num_classes: int, image_size: int, mode
             # Momentum 0.9: the head often trains for a few hundred steps only (see simple-cnn).
             x = layers.BatchNormalization(momentum=0.9, name=HEAD_PREFIX + "bn")(x)
         if model_cfg.dense_units > 0:
-            x = layers.Dense(model_cfg.dense_units, activation=_activation(model_cfg.activation), name=HEAD_PREFIX + "dense")(x)
+            x = layers.Dense(model_cfg.dense_units, activation=_activation(model_cfg.activation),
+                             name=HEAD_PREFIX + "dense")(x)
         if model_cfg.dropout > 0:
             x = layers.Dropout(model_cfg.dropout, seed=seed, name=HEAD_PREFIX + "dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name=PREDICTIONS)(x)
@@ -149,7 +150,8 @@ def _mlp_head(x, model_cfg: ModelConfig, seed: int | None):
     x = layers.Flatten(name=HEAD_FLATTEN)(x)
     for i, units in enumerate(mlp_units(model_cfg.mlp_units), start=1):
         if model_cfg.dropout > 0:
-            x = layers.Dropout(model_cfg.dropout, seed=None if seed is None else seed + i, name=f"{HEAD_PREFIX}dropout{i}")(x)
+            x = layers.Dropout(model_cfg.dropout, seed=None if seed is None else seed + i,
+                               name=f"{HEAD_PREFIX}dropout{i}")(x)
         x = layers.Dense(units, activation=_activation(model_cfg.activation), name=f"{HEAD_PREFIX}dense{i}")(x)
     return x
 
