@@ -130,9 +130,10 @@ def inference_model(model):
     (same shape, 0..255 images), everything after it unchanged, weights shared."""
     import keras
 
-    try:
-        aug = model.get_layer("augmentation")
-    except ValueError:
+    from leafnet.models.parts import augmentation_of
+
+    aug = augmentation_of(model)
+    if aug is None:
         return model
     return keras.Model(aug.output, model.output, name=f"{model.name}_inference")
 

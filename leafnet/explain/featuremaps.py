@@ -29,7 +29,7 @@ POSITIONS = ("early", "mid", "deep")
 
 def conv_layers(model) -> list[str]:
     """Names of the model's conv layers (4D kernels), input to output, head excluded."""
-    from leafnet.models.classifier import is_head
+    from leafnet.models.parts import is_head
 
     return [layer.name for layer in model.layers if is_conv(layer) and not is_head(layer)]
 
@@ -223,6 +223,8 @@ def filters(run: Any, image: str | os.PathLike, layers: str | Sequence[str] | No
     from leafnet.runs import io_guard
 
     def write():
+        from leafnet.models.parts import PREDICTIONS
+
         for entry in result.layers:
             layer = subject.model.get_layer(entry["layer"])
             if "maps" in entry:
@@ -237,7 +239,7 @@ def filters(run: Any, image: str | os.PathLike, layers: str | Sequence[str] | No
                            f"filter i beside feature map i on {Path(image).name} — {caption(row)}"))
             else:
                 f = out_dir / f"weights_{_safe(entry['layer'])}.png"
-                labels = [f"unit {u}" + (f" ({subject.classes[u]})" if entry["layer"] == "predictions"
+                labels = [f"unit {u}" + (f" ({subject.classes[u]})" if entry["layer"] == PREDICTIONS
                                          and u < len(subject.classes) else "") for u in entry["units"]]
                 P.plot_weight_images(entry["weights"], entry["units"], labels, f,
                                      title=f"{entry['layer']}: weights of each unit as an image")

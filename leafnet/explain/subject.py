@@ -57,9 +57,11 @@ class Subject:
         if self._logits is None:
             import keras
 
+            from leafnet.models.parts import PREDICTIONS
+
             self._logits = clone_model(self.model)
             for layer in self._logits.layers:
-                if layer.name == "predictions" or layer is self._logits.layers[-1]:
+                if layer.name == PREDICTIONS or layer is self._logits.layers[-1]:
                     layer.activation = keras.activations.linear
         return self._logits
 
@@ -87,13 +89,9 @@ class Subject:
 
     def backbone_layers(self) -> list:
         """Layers between the input (and augmentation) and the head, in order."""
-        from leafnet.models.classifier import AUGMENTATION, is_head
+        from leafnet.models.parts import backbone_layers
 
-        import keras
-
-        return [layer for layer in self.model.layers
-                if not isinstance(layer, keras.layers.InputLayer) and layer.name != AUGMENTATION
-                and not is_head(layer)]
+        return backbone_layers(self.model)
 
     def spatial_layers(self) -> list:
         """Backbone layers with a 4D output ``[N, H, W, C]``."""

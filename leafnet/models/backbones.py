@@ -9,12 +9,13 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from leafnet.models.registry import BackboneSpec, register_backbone
+from leafnet.models.parts import PREPROCESS_PREFIX
+from leafnet.models.registry import BackboneSpec, HubFamily, register_backbone, register_hub_family
 
 A = keras.applications
 
 # Preprocessing layers that keras.applications adds itself, and leafnet's own.
-_STEM_PRE = r"(preprocess_|rescaling|normalization)"
+_STEM_PRE = rf"({PREPROCESS_PREFIX}|rescaling|normalization)"
 
 
 def _application(fn, **kw):
@@ -58,7 +59,7 @@ for short, fn, size in _EFFICIENTNET_V2:
 
 
 def _resnet50v2(x, weights):
-    x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess_scale")(x)
+    x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name=PREPROCESS_PREFIX + "scale")(x)
     return A.ResNet50V2(include_top=False, weights=weights, input_tensor=x).output
 
 
@@ -100,8 +101,8 @@ def _alexnet(x, weights):
 
     Five conv blocks, ``conv1``..``conv5``; ``same`` pooling so that small inputs work.
     """
-    x = layers.Rescaling(1.0 / 255.0, name="preprocess_scale")(x)
-    x = layers.Normalization(mean=_IMAGENET_MEAN, variance=_IMAGENET_VAR, name="preprocess_normalize")(x)
+    x = layers.Rescaling(1.0 / 255.0, name=PREPROCESS_PREFIX + "scale")(x)
+    x = layers.Normalization(mean=_IMAGENET_MEAN, variance=_IMAGENET_VAR, name=PREPROCESS_PREFIX + "normalize")(x)
     spec = [(64, 11, 4, True), (192, 5, 1, True), (384, 3, 1, False), (256, 3, 1, False), (256, 3, 1, True)]
     for i, (filters, kernel, stride, pool) in enumerate(spec, start=1):
         x = layers.Conv2D(filters, kernel, strides=stride, padding="same", name=f"conv{i}_conv")(x)
@@ -119,7 +120,7 @@ register_backbone(BackboneSpec(
 
 def _simple_cnn(x, weights):
     """Five blocks of Conv3x3 + BatchNorm + ReLU + MaxPool: the usual course baseline."""
-    x = layers.Rescaling(1.0 / 255.0, name="preprocess_scale")(x)
+    x = layers.Rescaling(1.0 / 255.0, name=PREPROCESS_PREFIX + "scale")(x)
     for i, filters in enumerate((32, 64, 128, 256, 256), start=1):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"block{i}_conv")(x)
         # momentum 0.9 (PyTorch's default): with Keras' 0.99 the moving statistics of a
@@ -139,8 +140,6 @@ register_backbone(BackboneSpec(
 
 # keras-hub Backbone classes that --weights hub:PRESET can build (their timm converter covers
 # these families); layer names as keras-hub 0.32 builds them.
-from leafnet.models.registry import HubFamily, register_hub_family  # noqa: E402
-
 for _family in (
     HubFamily("EfficientNetBackbone", "hub-efficientnet", stem=r"stem_", stage=r"^block(\d+)[a-z]_", block="block{}",
               last_extra=r"^top_", family="EfficientNet"),

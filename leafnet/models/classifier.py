@@ -2,8 +2,8 @@
 
 The model takes float32 RGB images of 0..255 and returns class probabilities. Its
 layers are flat (the backbone's layers keep their own names), so freezing by block,
-Grad-CAM on an inner layer and weight transfer all address layers by name.
-Head layers are named ``head_*`` and the classifier ``predictions``.
+Grad-CAM on an inner layer and weight transfer all address layers by name; the names
+of its parts are in :mod:`leafnet.models.parts`.
 """
 
 from __future__ import annotations
@@ -19,12 +19,17 @@ from keras import layers
 from leafnet.config import AugmentConfig, ModelConfig
 from leafnet.data.augment import build_augmentation
 from leafnet.errors import ConfigError, LeafnetError
-from leafnet.models.registry import BackboneSpec
+from leafnet.models import hub
+from leafnet.models.parts import (AUGMENTATION, HEAD_FLATTEN, HEAD_POOL, HEAD_PREFIX, HEAD_PREFIXES, INPUT,
+                                  PREDICTIONS, backbone_layers, is_head)
+from leafnet.models.registry import BackboneSpec, get_backbone
 
 log = logging.getLogger("leafnet")
 
-HEAD_PREFIXES = ("head_", "predictions")
-AUGMENTATION = "augmentation"
+__all__ = ["AUGMENTATION", "HEAD_PREFIXES", "IMAGENET_TIMEOUT_S", "backbone_layers", "backbone_spec",
+           "block_lr_multipliers", "build_classifier", "cut_spec", "is_head", "layer_blocks",
+           "resolve_finetune_blocks", "set_trainable"]
+
 IMAGENET_TIMEOUT_S = 20
 
 
@@ -71,7 +76,7 @@ def build_classifier(spec: BackboneSpec, num_classes: int, image_size: int, mode
     if model_cfg.weights == "imagenet" and not spec.imagenet:
         raise ConfigError(f"{spec.name} has no ImageNet weights; use --weights none (train from scratch) "
                           "or --weights PATH")
-    inputs = keras.Input((image_size, image_size, 3), name="image")
+    inputs = keras.Input((image_size, image_size, 3), name=INPUT)
     x = inputs
     if augment_cfg is not None:
         aug = build_augmentation(augment_cfg, seed=seed)
@@ -83,15 +88,16 @@ def build_classifier(spec: BackboneSpec, num_classes: int, image_size: int, mode
         x = _mlp_head(_feature_output(spec, inputs, x, model_cfg.feature_layer), model_cfg, seed)
     else:
         pool = layers.GlobalMaxPooling2D if model_cfg.pooling == "max" else layers.GlobalAveragePooling2D
-        x = pool(name="head_pool")(x)
+        x = pool(name=HEAD_POOL)(x)
         if model_cfg.head_batchnorm:
             # Momentum 0.9: the head often trains for a few hundred steps only (see simple-cnn).
-            x = layers.BatchNormalization(momentum=0.9, name="head_bn")(x)
+            x = layers.BatchNormalization(momentum=0.9, name=HEAD_PREFIX + "bn")(x)
         if model_cfg.dense_units > 0:
-            x = layers.Dense(model_cfg.dense_units, activation=_activation(model_cfg.activation), name="head_dense")(x)
+            x = layers.Dense(model_cfg.dense_units, activation=_activation(model_cfg.activation),
+                             name=HEAD_PREFIX + "dense")(x)
         if model_cfg.dropout > 0:
-            x = layers.Dropout(model_cfg.dropout, seed=seed, name="head_dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
+            x = layers.Dropout(model_cfg.dropout, seed=seed, name=HEAD_PREFIX + "dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name=PREDICTIONS)(x)
     return keras.Model(inputs, outputs, name=re.sub(r"[^A-Za-z0-9_]", "_", spec.name))
 
 
@@ -100,9 +106,6 @@ def build_classifier(spec: BackboneSpec, num_classes: int, image_size: int, mode
 def backbone_spec(model_cfg: ModelConfig) -> BackboneSpec:
     """The backbone a model config asks for: the registry entry of ``backbone`` (or, with
     ``weights: hub:PRESET``, the keras-hub preset's), cut at ``feature_layer`` if set."""
-    from leafnet.models import hub
-    from leafnet.models.registry import get_backbone
-
     spec = hub.hub_spec(model_cfg.weights) if hub.is_hub(model_cfg.weights) else get_backbone(model_cfg.backbone)
     return cut_spec(spec, model_cfg.feature_layer) if model_cfg.feature_layer else spec
 
@@ -144,26 +147,13 @@ def _mlp_head(x, model_cfg: ModelConfig, seed: int | None):
     """AlexNet's classifier on a fixed feature map: Flatten, then Dropout -> Dense per width."""
     from leafnet.config import mlp_units
 
-    x = layers.Flatten(name="head_flatten")(x)
+    x = layers.Flatten(name=HEAD_FLATTEN)(x)
     for i, units in enumerate(mlp_units(model_cfg.mlp_units), start=1):
         if model_cfg.dropout > 0:
-            x = layers.Dropout(model_cfg.dropout, seed=None if seed is None else seed + i, name=f"head_dropout{i}")(x)
-        x = layers.Dense(units, activation=_activation(model_cfg.activation), name=f"head_dense{i}")(x)
+            x = layers.Dropout(model_cfg.dropout, seed=None if seed is None else seed + i,
+                               name=f"{HEAD_PREFIX}dropout{i}")(x)
+        x = layers.Dense(units, activation=_activation(model_cfg.activation), name=f"{HEAD_PREFIX}dense{i}")(x)
     return x
-
-
-def is_head(layer: keras.layers.Layer) -> bool:
-    return layer.name.startswith(HEAD_PREFIXES)
-
-
-def backbone_layers(model: keras.Model, spec: BackboneSpec) -> list[keras.layers.Layer]:
-    """The backbone's layers in the model, in order (input, augmentation and head excluded)."""
-    out = []
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.InputLayer) or layer.name == AUGMENTATION or is_head(layer):
-            continue
-        out.append(layer)
-    return out
 
 
 def layer_blocks(model: keras.Model, spec: BackboneSpec) -> dict[str, str | None]:

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from leafnet.errors import LeafnetError
+from leafnet.models.parts import PREPROCESS_PREFIX, backbone_layers
+from leafnet.models.registry import hub_backbone_spec
 
 PREFIX = "hub:"
 DEFAULT_SIZE = 224
@@ -113,7 +115,7 @@ def build_hub_backbone(preset: str, x):
     kh = keras_hub()
     backbone = load_hub_backbone(preset)
     scale, offset, _ = _preprocessing(kh, preset)
-    x = layers.Rescaling(scale, offset, name="preprocess_hub")(x)
+    x = layers.Rescaling(scale, offset, name=PREPROCESS_PREFIX + "hub")(x)
     # Functional._run_through_graph applies each operation to new inputs; calling the
     # backbone itself would nest it as one layer and hide its blocks.
     out = backbone._run_through_graph([x], operation_fn=lambda op: op)
@@ -123,8 +125,6 @@ def build_hub_backbone(preset: str, x):
 def hub_spec(weights: str):
     """The :class:`~leafnet.models.registry.BackboneSpec` of ``hub:PRESET``: the block map of
     its keras-hub class (from the registry), counted on the preset's architecture."""
-    from leafnet.models.registry import hub_backbone_spec
-
     preset = preset_of(weights)
     kh, loader, cls = _loader(preset)
     try:
@@ -142,6 +142,4 @@ def hub_spec(weights: str):
 
 def weighted_layers(model, spec) -> int:
     """How many backbone layers with weights a hub-built classifier has (all loaded by keras-hub)."""
-    from leafnet.models.classifier import backbone_layers
-
     return sum(1 for layer in backbone_layers(model, spec) if layer.weights)

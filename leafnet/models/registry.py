@@ -4,7 +4,9 @@ Each :class:`BackboneSpec` knows its builder, the preprocessing its weights expe
 (inside the model, on 0..255 RGB input), its default image size and its block map:
 an ordered list of ``(block, regex)`` over layer names, from the input to the output.
 Freezing, fine-tuning and per-block explanations all go through the block map; no
-other module switches on backbone names.
+other module switches on backbone names. The definitions (:mod:`leafnet.models.backbones`)
+register themselves here; importing the package ``leafnet.models`` imports them, so this
+module imports none of them.
 
 Example:
     >>> spec = get_backbone("b4")
@@ -21,6 +23,7 @@ from typing import Callable
 import keras
 
 from leafnet.errors import ConfigError
+from leafnet.models.parts import PREPROCESS_PREFIX
 
 # A builder takes the input tensor (already augmented, values 0..255) and the weights
 # argument for keras.applications ("imagenet" or None) and returns the headless
@@ -80,6 +83,7 @@ _ALIASES: dict[str, str] = {}
 
 
 def register_backbone(spec: BackboneSpec) -> BackboneSpec:
+    """Add ``spec`` under its name and aliases (case-insensitive); a name taken by another is refused."""
     for key in (spec.name, *spec.aliases):
         key = key.lower()
         if key in _ALIASES and _ALIASES[key] != spec.name:
@@ -91,7 +95,6 @@ def register_backbone(spec: BackboneSpec) -> BackboneSpec:
 
 def list_backbones() -> list[BackboneSpec]:
     """Every registered backbone, in registration order."""
-    _ensure_loaded()
     return list(_REGISTRY.values())
 
 
@@ -101,7 +104,6 @@ def get_backbone(name: str) -> BackboneSpec:
     Raises:
         ConfigError: unknown name, with the valid names.
     """
-    _ensure_loaded()
     key = str(name).strip().lower()
     if key not in _ALIASES:
         import difflib
@@ -110,12 +112,6 @@ def get_backbone(name: str) -> BackboneSpec:
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise ConfigError(f"unknown backbone {name!r}{hint}; valid: {', '.join(_REGISTRY)}")
     return _REGISTRY[_ALIASES[key]]
-
-
-def _ensure_loaded() -> None:
-    # The definitions register themselves on import; importing here keeps
-    # `registry` free of a circular import.
-    from leafnet.models import backbones  # noqa: F401
 
 
 # ------------------------------------------------------------------ keras-hub backbones
@@ -155,7 +151,7 @@ class HubFamily:
         if not stages:
             raise ConfigError(f"the keras-hub {self.hub_class} has no layer matching {self.stage!r}; "
                               "its layer names are not the ones leafnet's block map knows")
-        blocks = [("stem", rf"^(preprocess_|{self.stem})")]
+        blocks = [("stem", rf"^({PREPROCESS_PREFIX}|{self.stem})")]
         for i, n in enumerate(stages):
             parts = [self.stage.replace(r"(\d+)", str(n))]
             if self.stage_extra:
@@ -170,12 +166,13 @@ _HUB: dict[str, HubFamily] = {}
 
 
 def register_hub_family(family: HubFamily) -> HubFamily:
+    """Add the block map of a keras-hub Backbone class."""
     _HUB[family.hub_class] = family
     return family
 
 
 def list_hub_families() -> list[HubFamily]:
-    _ensure_loaded()
+    """Every keras-hub Backbone class with a block map, in registration order."""
     return list(_HUB.values())
 
 
@@ -186,7 +183,6 @@ def hub_backbone_spec(hub_class: str, layer_names: list[str], builder: Builder, 
     Raises:
         ConfigError: a keras-hub class leafnet has no block map for.
     """
-    _ensure_loaded()
     family = _HUB.get(hub_class)
     if family is None:
         raise ConfigError(f"keras-hub backbone {hub_class} has no block map in leafnet; "

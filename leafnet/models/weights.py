@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 
 from leafnet.errors import LeafnetError
+from leafnet.models import hub
+from leafnet.models.parts import INPUT, augmentation_of, backbone_layers
 from leafnet.models.registry import BackboneSpec
 
 _AUTO_SUFFIX = re.compile(r"_\d+$")
@@ -163,9 +165,6 @@ def load_backbone_weights(model, spec: BackboneSpec, path: str | os.PathLike) ->
         LeafnetError: the source lacks a backbone layer or a layer's shapes differ; the
             message names the first such layer. Nothing is assigned in that case.
     """
-    from leafnet.models import hub
-    from leafnet.models.classifier import backbone_layers
-
     if hub.is_hub(str(path)):
         return hub.weighted_layers(model, spec)  # keras-hub loaded them while building
     kind, source = read_weights(path)
@@ -210,8 +209,6 @@ def load_backbone_weights(model, spec: BackboneSpec, path: str | os.PathLike) ->
 def canonical_weights(weights: str) -> str:
     """``model.weights`` as stored in a run's config: imagenet / none as they are, ``hub:PRESET``
     with a local preset folder made absolute, a path made absolute."""
-    from leafnet.models import hub
-
     if weights in ("imagenet", "none"):
         return weights
     if hub.is_hub(weights):
@@ -225,16 +222,15 @@ def extract_backbone(model, spec: BackboneSpec, image_size: int):
     left out)."""
     import keras
 
-    from leafnet.models.classifier import AUGMENTATION, backbone_layers
-
     layers = backbone_layers(model, spec)
     if not layers:
         raise LeafnetError(f"model {model.name!r} has no backbone layers")
-    start = model.get_layer(AUGMENTATION).output if AUGMENTATION in {l.name for l in model.layers} else model.inputs[0]
+    aug = augmentation_of(model)
+    start = aug.output if aug is not None else model.inputs[0]
     # Keras 3 builds a model from an intermediate tensor; cloning it onto a new input named
     # "image" re-applies the same layers (clone_function returns them as they are).
     inner = keras.Model(start, layers[-1].output)
-    image = keras.Input((image_size, image_size, 3), name="image")
+    image = keras.Input((image_size, image_size, 3), name=INPUT)
     out = keras.models.clone_model(inner, input_tensors=image, clone_function=lambda layer: layer).output
     return keras.Model(image, out, name=model.name + "_backbone")
 

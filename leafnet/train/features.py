@@ -33,11 +33,9 @@ MEMORY_LIMIT = 2 * 1024 ** 3   # features above this many bytes go to a disk mem
 
 def augmentation_active(model) -> bool:
     """Whether the model's augmentation block changes anything in training."""
-    try:
-        aug = model.get_layer("augmentation")
-    except ValueError:
-        return False
-    return bool(getattr(aug, "layers", None))
+    from leafnet.models.parts import augmentation_of
+
+    return bool(getattr(augmentation_of(model), "layers", None))
 
 
 def split_at_head(model):
@@ -49,20 +47,18 @@ def split_at_head(model):
     """
     import keras
 
-    from leafnet.models.classifier import is_head
+    from leafnet.models.parts import HEAD_FLATTEN, HEAD_POOL, augmentation_of, head_layers
 
-    head = [layer for layer in model.layers if is_head(layer)]
+    head = head_layers(model)
     if not head:
         raise ValueError("the model has no head_* / predictions layers")
     cut = 0
-    while cut < len(head) - 1 and not head[cut].weights and head[cut].name.startswith(("head_pool", "head_flatten")):
+    while cut < len(head) - 1 and not head[cut].weights and head[cut].name.startswith((HEAD_POOL, HEAD_FLATTEN)):
         cut += 1
     first = head[cut]
     features = first.input
-    try:
-        start = model.get_layer("augmentation").output
-    except ValueError:
-        start = model.input
+    aug = augmentation_of(model)
+    start = aug.output if aug is not None else model.input
     backbone_part = keras.Model(start, features, name="cached_backbone")
     inp = keras.Input(shape=tuple(features.shape[1:]), dtype=features.dtype, name="features")
     x = inp
@@ -115,9 +111,10 @@ class FeatureCache:
                  label: str) -> None:
         import tensorflow as tf
 
+        from leafnet.models.parts import AUGMENTATION
         from leafnet.train.trainer import epoch_seed, reseed
 
-        aug, backbone = (model.get_layer("augmentation") if augment else None), self.backbone_part
+        aug, backbone = (model.get_layer(AUGMENTATION) if augment else None), self.backbone_part
 
         @tf.function(reduce_retracing=True)
         def extract(x):  # one graph: (augmentation in training mode ->) the backbone part in inference mode
