@@ -19,6 +19,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# The order the commands run in: README.md first (its demo fit makes runs/demo, which the
+# docs' evaluate, export and explain commands use), then docs/ by name. A command may use a
+# run folder an earlier one made; test_every_used_run_folder_is_made_earlier checks that.
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 TRAINING = {"fit", "search", "cv", "pretext", "lr-find", "config"}
 
@@ -189,10 +192,78 @@ def test_every_python_snippet_runs(doc, workspace, monkeypatch):
 
 
 def test_the_tests_see_the_documented_commands():
-    """The extraction itself: README's commands are found, joined across ``\\`` and ``&&``."""
+    """The extraction itself: commands are found, joined across ``\\`` and ``&&``."""
     found = [text for _, text, _ in documented_commands(ROOT / "README.md")]
     assert any(t.startswith("fit --config configs/demo.yaml") for t in found)       # after `.venv/bin/` and &&
-    recipe = next(t for t in found if "--optimizer ranger" in t)
+    recipe_page = [text for _, text, _ in documented_commands(ROOT / "docs" / "recipe.md")]
+    recipe = next(t for t in recipe_page if "--optimizer ranger" in t)
     assert recipe.endswith("--set finetune.lr=1e-5")                                 # three lines joined
     assert tiny(["search", "--max-trials", "20", "--backbone", "b4"])[:5] == [
         "search", "--max-trials", "2", "--backbone", "simple-cnn"]
+
+
+def _run_root(path: str) -> str | None:
+    """``runs/NAME`` of a path inside a run folder (``runs/search/best.yaml`` -> ``runs/search``)."""
+    parts = Path(path).parts
+    return "/".join(parts[:2]) if len(parts) >= 2 and parts[0] == "runs" else None
+
+
+def test_every_used_run_folder_is_made_earlier():
+    """In the order the tests run them, a command that reads ``runs/X`` comes after the one
+    whose ``--run-dir runs/X`` made it, so moving text between pages cannot break a run."""
+    made: set[str] = set()
+    missing = []
+    for doc in DOCS:
+        for line, text, comment in documented_commands(doc):
+            if needs_outside(comment):
+                continue
+            argv = shlex.split(text)
+            outputs = {argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--run-dir"}
+            for i, arg in enumerate(argv):
+                root = _run_root(arg)
+                if root and not (i and argv[i - 1] == "--run-dir") and root not in made:
+                    missing.append(f"{doc.relative_to(ROOT)}:{line}: `leafnet {text}` reads {root}, "
+                                   "which no earlier command makes")
+            made |= {r for r in map(_run_root, outputs) if r}
+    assert not missing, "\n".join(missing)
+
+
+def test_ci_command_is_the_readme_block_after_the_marker():
+    """.ci/run takes the first line of the fenced block after the ``ci:test-command`` marker."""
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    at = next(i for i, line in enumerate(lines) if "ci:test-command" in line)
+    assert lines[at + 1].startswith("```")
+    assert lines[at + 2] == ('python3 -m venv .venv && .venv/bin/pip install -e ".[test]" '
+                             "&& .venv/bin/python -m pytest")
+
+
+def test_config_reference_is_current():
+    """docs/config.md is what tools/config_reference.py renders from `leafnet config` now."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("config_reference", ROOT / "tools" / "config_reference.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    page = ROOT / "docs" / "config.md"
+    current = page.read_text(encoding="utf-8") if page.exists() else ""
+    assert current == tool.render(tool.config_output()), (
+        "docs/config.md differs from `leafnet config`: run `python tools/config_reference.py` "
+        "and commit docs/config.md")
+
+
+def test_mkdocs_site_builds_strict(tmp_path):
+    """`mkdocs build --strict`: every page in the nav, no broken link or anchor, no warning."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", "mkdocs.yml",
+                           "-d", str(tmp_path / "site")], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, f"mkdocs build --strict failed:\n{log[-3000:]}"
+    assert "WARNING" not in log, f"mkdocs build warned:\n{log[-3000:]}"
+    nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    for page in sorted((ROOT / "docs").rglob("*.md")):
+        assert f" {page.relative_to(ROOT / 'docs').as_posix()}\n" in nav, f"{page} is not in mkdocs.yml's nav"
