@@ -91,7 +91,7 @@ def _data_section(page: Page, run: RunDir, assets: Path) -> None:
         totals = {k: sum(v.values()) for k, v in counts.items()}
         body += "<p>" + ", ".join(f"<b>{n}</b> {esc(k)}" for k, n in totals.items()) + \
                 f" images in <b>{len(classes)}</b> classes.</p>"
-        from leafnet.explain.plots import plot_class_counts
+        from leafnet.plots import plot_class_counts
 
         plot_class_counts(counts, assets / "class_counts.png", title="images per class")
         body += page.img(assets / "class_counts.png", "images per class (train and validation)")

@@ -63,6 +63,16 @@ class Subject:
                     layer.activation = keras.activations.linear
         return self._logits
 
+    @property
+    def guided_logit_model(self):
+        """:attr:`logit_model` with its ReLU-like activations guided (:mod:`leafnet.explain.guided`),
+        built on first use."""
+        if self._guided is None:
+            from leafnet.explain.guided import guided_model
+
+            self._guided = guided_model(self.logit_model)[0]
+        return self._guided
+
     def class_index(self, name: str) -> int:
         if name in self.classes:
             return self.classes.index(name)
