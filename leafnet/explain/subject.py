@@ -313,10 +313,10 @@ def load_subject(source: Any, classes: Sequence[str] | None = None) -> Subject:
         if len(names) != int(model.output_shape[-1]):
             raise LeafnetError(f"{len(names)} class names given for a model with {model.output_shape[-1]} outputs")
     subject = Subject(model=model, classes=list(names), size=size, spec=spec_for(model, root), root=root)
-    if root is not None and Run(root).dir.split.is_file():
+    run = Run(root) if root is not None else None
+    if run is not None and run.dir.split.is_file():
         from leafnet.data.verify import check_rows
 
-        run = Run(root)
         check_rows(run.dir)
         index = {c: i for i, c in enumerate(subject.classes)}
         for row in run.split_rows():
