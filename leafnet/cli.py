@@ -358,7 +358,7 @@ def cmd_export(args) -> int:
 # Modules that add their own sub-commands: each has ``register(subparsers) -> {name: handler}``,
 # builds its parsers with ``add_train_flags`` / ``train_flags`` from here, and imports nothing
 # heavy (TensorFlow) at module level.
-EXTENSIONS: tuple[str, ...] = ("leafnet.tune.cli", "leafnet.pretext.cli", "leafnet.explain.cli")
+EXTENSIONS: tuple[str, ...] = ("leafnet.tune.cli", "leafnet.pretext.cli", "leafnet.explain.cli", "leafnet.report_cli")
 
 COMMANDS = {"fit": cmd_fit, "config": cmd_config, "backbones": cmd_backbones, "data": cmd_data,
             "lr-find": cmd_lr_find, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export}

@@ -30,7 +30,7 @@ import numpy as np
 
 from leafnet.confusion import write_confusion_csv
 from leafnet.errors import DataError, LeafnetError
-from leafnet.runs import RunDir, inside, io_guard, is_run_dir, safe_filename, write_csv, write_json
+from leafnet.runs import Run, RunDir, inside, io_guard, is_run_dir, safe_filename, write_csv, write_json
 
 PREDICTIONS_HEADER = ["path", "true", "predicted", "confidence", "loss"]
 EVAL_DIR = "eval"
@@ -42,18 +42,11 @@ SUBSET_ORDER = ("val", "test", "train")     # how pages list the evaluations
 
 def run_image_size(run: RunDir, model=None) -> int:
     """The square input size of a run: ``config.yaml`` ``data.image_size``, else the model's input."""
-    size = (run.read_config().get("data") or {}).get("image_size")
-    if size:
-        return int(size)
-    if model is not None and model.input_shape[1]:
-        return int(model.input_shape[1])
-    raise LeafnetError(f"cannot tell the image size of run {run.root} (no data.image_size in config.yaml)")
+    return Run(run.root).image_size(model)
 
 
 def load_run_model(run: RunDir):
     """The run's ``model.keras`` (safe mode); a missing or damaged file is one line that says so."""
-    from leafnet.runs import Run
-
     return Run(run.root).load_model()
 
 
@@ -183,7 +176,7 @@ def saved_evaluations(run_dir: str | os.PathLike) -> list[dict]:
     return sorted(found, key=lambda r: (order.get(r["subset"], len(order)), str(r["subset"]), r["tta"]))
 
 
-def _subset_files(run: RunDir, subset: str, data, classes: list[str]) -> tuple[str, list[str], np.ndarray]:
+def _subset_files(run: Run, subset: str, data, classes: list[str]) -> tuple[str, list[str], np.ndarray]:
     if data is not None:
         from leafnet.data.scan import scan_folder
 
@@ -193,12 +186,10 @@ def _subset_files(run: RunDir, subset: str, data, classes: list[str]) -> tuple[s
     if subset not in ("train", "val", "test"):
         raise LeafnetError("subset must be 'train', 'val' or 'test' (or give a labelled folder with --data); "
                            f"received {subset!r}")
-    from leafnet.data.prepare import read_split
     from leafnet.data.verify import check_rows
 
-    check_rows(run)
-    split = read_split(run)
-    paths, labels, _ = split.rows(subset)
+    check_rows(run.dir)
+    paths, labels = run.images(subset)
     if not paths:
         hint = " (train with --test DIR, or a data folder laid out as train/ val/ test/)" if subset == "test" else ""
         raise DataError(f"the {subset} subset of {run.root} is empty{hint}")
@@ -216,13 +207,13 @@ def evaluate(run_dir: str | os.PathLike, subset: str = "val", data: str | os.Pat
         tta: average the probabilities over the image and its horizontal and vertical flips.
         top_k: k of the top-k accuracy.
     """
-    run = RunDir(run_dir)
+    run = Run(run_dir)
     if not is_run_dir(run.root):
         raise LeafnetError(f"{run.root} is not a leafnet run folder (no config.yaml / classes.json)")
-    classes = run.read_classes()
+    classes = run.classes
     name, paths, labels = _subset_files(run, subset, data, classes)
-    model = load_run_model(run)
-    size = run_image_size(run, model)
+    model = run.load_model()
+    size = run.image_size(model)
 
     probs, paths, labels, skipped = _predict_readable(model, paths, labels, len(classes), size, batch_size, tta)
     if not paths:

@@ -52,6 +52,23 @@ def expand_paths(inputs: Sequence[str | os.PathLike]) -> list[str]:
 MODEL_SUFFIXES = (".keras", ".h5")
 
 
+def _load_model_file(path: Path, trust: bool) -> tuple[Any, list[str] | None]:
+    """A bare ``.keras`` / ``.h5`` model and the class names of a ``classes.json`` beside it (or None)."""
+    from leafnet.trust import load_model_file
+
+    classes = None
+    if not path.is_file():
+        raise LeafnetError(f"model not found: {path} (give a run folder or a .keras file)")
+    if path.suffix.lower() not in MODEL_SUFFIXES or path.name.lower().endswith(".weights.h5"):
+        raise LeafnetError(f"{path} is not a .keras or Keras .h5 model (give a run folder or a .keras file)")
+    if (path.parent / "classes.json").is_file():
+        try:
+            classes = json.loads((path.parent / "classes.json").read_text(encoding="utf-8"))
+        except ValueError as e:
+            raise LeafnetError(f"cannot read {path.parent / 'classes.json'}: {e}") from None
+    return load_model_file(path, "model", trust=trust), classes
+
+
 def load_predictor(model_or_run: Any, trust: bool = False) -> tuple[Any, list[str], int]:
     """``(keras model, class names, image size)`` from a Keras model, a Run, a run folder or a
     ``.keras`` / Keras ``.h5`` model file.
@@ -63,7 +80,7 @@ def load_predictor(model_or_run: Any, trust: bool = False) -> tuple[Any, list[st
     """
     from leafnet.runs import Run
 
-    classes, remedy = None, None
+    classes = None
     if isinstance(model_or_run, Run):
         model_or_run = model_or_run.root
     if isinstance(model_or_run, (str, os.PathLike)):
@@ -74,24 +91,13 @@ def load_predictor(model_or_run: Any, trust: bool = False) -> tuple[Any, list[st
                                    "graph, a program); give the run folder it was exported from, or a .keras file")
             if not is_run_dir(path):
                 raise LeafnetError(f"{path} is not a leafnet run folder (no config.yaml / classes.json)")
-            run = RunDir(path)
-            if not run.model.is_file():
+            run = Run(path)
+            if not run.dir.model.is_file():
                 raise LeafnetError(f"{run.root} has no model.keras (is the run finished?)")
-            classes = run.read_classes()
-            path = run.model
-            remedy = lambda: run.model_remedy(run.model)  # noqa: E731
-        elif not path.is_file():
-            raise LeafnetError(f"model not found: {path} (give a run folder or a .keras file)")
-        elif path.suffix.lower() not in MODEL_SUFFIXES or path.name.lower().endswith(".weights.h5"):
-            raise LeafnetError(f"{path} is not a .keras or Keras .h5 model (give a run folder or a .keras file)")
-        elif (path.parent / "classes.json").is_file():
-            try:
-                classes = json.loads((path.parent / "classes.json").read_text(encoding="utf-8"))
-            except ValueError as e:
-                raise LeafnetError(f"cannot read {path.parent / 'classes.json'}: {e}") from None
-        from leafnet.trust import load_model_file
-
-        model = load_model_file(path, "model", trust=trust, remedy=remedy)
+            classes = run.classes
+            model = run.load_model(trust=trust)
+        else:
+            model, classes = _load_model_file(path, trust)
     else:
         model = model_or_run
     size = model.input_shape[1]

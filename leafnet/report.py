@@ -25,7 +25,7 @@ from leafnet.evaluate import saved_evaluations
 from leafnet.history import restored_epochs
 from leafnet.htmlpage import Page, esc, fmt, missing, table
 from leafnet.plots import COUNTS_UP_TO, MATRIX_UP_TO, RESTORED
-from leafnet.runs import RunDir, io_guard, is_run_dir, read_csv, write_text
+from leafnet.runs import Run, RunDir, io_guard, is_run_dir, read_csv, write_text
 
 ASSETS = "report_files"
 SAMPLE_PER_CLASS = 2
@@ -78,7 +78,7 @@ def _data_section(page: Page, run: RunDir, assets: Path) -> None:
     if report.get("train") or report.get("val"):
         counts = {k: report[k] for k in ("train", "val") if report.get(k)}
     elif run.split.is_file():
-        for row in read_csv(run.split):
+        for row in Run(run.root).split_rows():
             counts.setdefault(row.get("subset", "all"), {}).setdefault(row["class"], 0)
             counts[row.get("subset", "all")][row["class"]] += 1
     if not counts and not report:
@@ -91,7 +91,7 @@ def _data_section(page: Page, run: RunDir, assets: Path) -> None:
         totals = {k: sum(v.values()) for k, v in counts.items()}
         body += "<p>" + ", ".join(f"<b>{n}</b> {esc(k)}" for k, n in totals.items()) + \
                 f" images in <b>{len(classes)}</b> classes.</p>"
-        from leafnet.explain.plots import plot_class_counts
+        from leafnet.plots import plot_class_counts
 
         plot_class_counts(counts, assets / "class_counts.png", title="images per class")
         body += page.img(assets / "class_counts.png", "images per class (train and validation)")
@@ -238,7 +238,7 @@ def _sample_paths(run: RunDir, classes: list[str]) -> list[str]:
     if not run.split.is_file():
         return []
     by_class: dict[str, list[str]] = {c: [] for c in classes}
-    for row in read_csv(run.split):
+    for row in Run(run.root).split_rows():
         if row.get("subset") == "val" and row.get("class") in by_class and os.path.exists(row["path"]):
             by_class[row["class"]].append(row["path"])
     picked: list[str] = []
@@ -342,7 +342,7 @@ def write_report(run_dir: str | os.PathLike, explanations: bool = True, embed: b
     run = RunDir(run_dir)
     if not is_run_dir(run.root):
         raise LeafnetError(f"{run.root} is not a leafnet run folder (no config.yaml / classes.json)")
-    cfg = run.read_config()
+    cfg = Run(run.root).config
     page = Page(run.root, embed)
     assets = run.root / ASSETS
 

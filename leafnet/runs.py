@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from leafnet.errors import LeafnetError
+from leafnet.errors import DataError, LeafnetError
 
 
 def _umask() -> int:
@@ -131,6 +131,16 @@ def read_csv(path: str | os.PathLike) -> list[dict[str, str]]:
         return [{unescape_csv_cell(k) if isinstance(k, str) else k: unescape_csv_cell(v) if isinstance(v, str) else v
                  for k, v in row.items()}
                 for row in csv.DictReader(f)]
+
+
+SPLIT_HEADER = ["path", "class", "subset", "sha1"]
+"""The columns every ``split.csv`` has (a split written with file stats has more after them)."""
+
+
+def read_split_rows(path: str | os.PathLike) -> list[dict[str, str]]:
+    """The rows of a ``split.csv`` (``path``, ``class``, ``subset``, ``sha1``, ...), cells unescaped:
+    the one place a run's split is parsed."""
+    return read_csv(path)
 
 
 def save_keras(model: Any, path: str | os.PathLike) -> None:
@@ -335,8 +345,59 @@ class Run:
                   f"  leafnet export {where} --format savedmodel   # or keras, tflite, onnx, submission"]
         return "\n".join(lines)
 
-    def load_model(self, which: str = "model"):
-        """Load ``model.keras`` (or ``best.keras`` with ``which="best"``) in Keras safe mode.
+    @property
+    def config(self) -> dict:
+        """``config.yaml``, checked (see :meth:`RunDir.read_config`)."""
+        return self.dir.read_config()
+
+    def image_size(self, model=None) -> int:
+        """The square input size: ``config.yaml`` ``data.image_size``, else ``model``'s input.
+
+        Raises:
+            LeafnetError: neither tells it.
+        """
+        size = (self.config.get("data") or {}).get("image_size")
+        if size:
+            return int(size)
+        if model is not None and model.input_shape[1]:
+            return int(model.input_shape[1])
+        raise LeafnetError(f"cannot tell the image size of run {self.root} (no data.image_size in config.yaml)")
+
+    def split_rows(self) -> list[dict[str, str]]:
+        """The rows of ``split.csv`` as written (no checks); empty when the run has none."""
+        return read_split_rows(self.dir.split) if self.dir.split.is_file() else []
+
+    def checked_split_rows(self) -> list[dict[str, str]]:
+        """The rows of ``split.csv``, after checking its columns, its classes (all in
+        ``classes.json``) and its files (all still there).
+
+        Raises:
+            DataError: one line naming the file and the first problem.
+        """
+        classes = set(self.classes)
+        rows = read_split_rows(self.dir.split)
+        if any(set(SPLIT_HEADER) - set(r) for r in rows[:1]):
+            raise DataError(f"{self.dir.split} is not a leafnet split file (columns {', '.join(SPLIT_HEADER)} expected)")
+        unknown = sorted({r["class"] for r in rows} - classes)
+        if unknown:
+            raise DataError(f"{self.dir.split} names class(es) that {self.dir.classes} lacks: "
+                            f"{', '.join(map(repr, unknown[:5]))}")
+        missing = [r["path"] for r in rows if not os.path.exists(r["path"])]
+        if missing:
+            raise DataError(f"{len(missing)} file(s) of {self.dir.split} no longer exist (first: {missing[0]}); "
+                            "the run cannot resume on other data; use a new --run-dir")
+        return rows
+
+    def images(self, subset: str) -> tuple[list[str], list[int]]:
+        """Paths and class indices of the ``subset`` (train, val or test) of the split, in
+        split order, checked as :meth:`checked_split_rows` does."""
+        index = {c: i for i, c in enumerate(self.classes)}
+        rows = [r for r in self.checked_split_rows() if r["subset"] == subset]
+        return [r["path"] for r in rows], [index[r["class"]] for r in rows]
+
+    def load_model(self, which: str = "model", trust: bool = False):
+        """Load ``model.keras`` (or ``best.keras`` with ``which="best"``) in Keras safe mode,
+        or with ``trust`` let it hold Lambda layers and other code (see :mod:`leafnet.trust`).
 
         Raises:
             LeafnetError: the file is missing, damaged (with what to do) or refused.
@@ -346,4 +407,4 @@ class Run:
         path = self.dir.model if which == "model" else self.dir.best
         if not path.is_file():
             raise LeafnetError(f"{self.root} has no {path.name} (is the run finished? see: leafnet fit --run-dir ...)")
-        return load_model_file(path, "model", trust=False, remedy=lambda: self.dir.model_remedy(path))
+        return load_model_file(path, "model", trust=trust, remedy=lambda: self.dir.model_remedy(path))

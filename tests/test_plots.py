@@ -149,3 +149,17 @@ def _close_figures():
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+def test_the_old_plot_paths_name_the_same_functions():
+    import leafnet.explain.plots as old_explain
+    import leafnet.plots as plots
+    from leafnet.plots import confusion, curves, data, explain, figure, search, top_losses
+
+    assert old_explain.plot_panel is explain.plot_panel and old_explain.caption is explain.caption
+    assert old_explain.plot_class_counts is data.plot_class_counts is plots.plot_class_counts
+    assert old_explain.plot_lr is curves.plot_lr
+    assert plots.plot_confusion is confusion.plot_confusion and plots.plot_curves is curves.plot_curves
+    assert plots.plot_search is search.plot_search and plots.plot_top_losses is top_losses.plot_top_losses
+    assert plots._pyplot is figure.pyplot and plots._save is figure.save_figure
+    assert figure.pyplot().get_backend().lower() == "agg"

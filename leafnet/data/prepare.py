@@ -8,7 +8,6 @@ the files it started with.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,9 +16,8 @@ from leafnet.config import DataConfig
 from leafnet.data.scan import Scan, scan_folder
 from leafnet.data.split import stratified_split
 from leafnet.errors import DataError
-from leafnet.runs import RunDir, read_csv, write_csv, write_json
+from leafnet.runs import SPLIT_HEADER, Run, RunDir, write_csv, write_json
 
-SPLIT_HEADER = ["path", "class", "subset", "sha1"]
 STAT_COLUMNS = ["size", "mtime_ns", "inode"]   # as each file was hashed; a resume compares them first
 
 
@@ -124,16 +122,7 @@ def read_split(run: RunDir) -> SplitData:
     """Read ``classes.json`` and ``split.csv`` of an existing run; every file must still exist."""
     classes = run.read_classes()
     index = {c: i for i, c in enumerate(classes)}
-    rows = read_csv(run.split)
-    if any(set(SPLIT_HEADER) - set(r) for r in rows[:1]):
-        raise DataError(f"{run.split} is not a leafnet split file (columns {', '.join(SPLIT_HEADER)} expected)")
-    unknown = sorted({r["class"] for r in rows} - set(index))
-    if unknown:
-        raise DataError(f"{run.split} names class(es) that {run.classes} lacks: {', '.join(map(repr, unknown[:5]))}")
-    missing = [r["path"] for r in rows if not os.path.exists(r["path"])]
-    if missing:
-        raise DataError(f"{len(missing)} file(s) of {run.split} no longer exist (first: {missing[0]}); "
-                        "the run cannot resume on other data; use a new --run-dir")
+    rows = Run(run.root).checked_split_rows()
     is_test = np.array([r["subset"] == "test" for r in rows])
     return SplitData(classes, [r["path"] for r in rows], np.array([index[r["class"]] for r in rows]),
                      np.array([r["subset"] == "val" for r in rows]), [r["sha1"] for r in rows], [],

@@ -18,7 +18,7 @@ from typing import Sequence
 from leafnet.config import DataConfig
 from leafnet.data.files import FileStat, UnreadableFile, file_problem, file_stat, hash_file
 from leafnet.errors import DataError
-from leafnet.runs import RunDir, read_csv
+from leafnet.runs import Run, RunDir, read_split_rows
 
 CHANGED = "content differs from split.csv"
 
@@ -114,7 +114,7 @@ def verify_resume(run: RunDir, roots: Sequence[str], labelled: bool = True) -> i
         DataError: a row outside ``roots``, or a file missing, unreadable or not the same
             content as when the run started; one line naming it.
     """
-    rows = read_csv(run.split)
+    rows = read_split_rows(run.split)
     if not rows or any(k not in rows[0] for k in ("path", "sha1")):
         return 0         # not a split file: read_split says so
     roots = refuse_outside(run, rows, roots)
@@ -142,7 +142,7 @@ def check_rows(run: RunDir) -> None:
     (before ``evaluate`` or ``export`` opens any of them)."""
     from leafnet.config import config_from_dict
 
-    rows = read_csv(run.split) if run.split.is_file() else []
+    rows = Run(run.root).split_rows()
     if rows and "path" in rows[0]:
         refuse_outside(run, rows, data_roots(config_from_dict(run.read_config()).data, generate=False))
 

@@ -7,8 +7,9 @@
 - :func:`filters`: learned conv filters next to the feature maps they produce on one image.
 
 Modules: ``subject`` (the model, its classes, layers and images), ``attributions``, ``guided``,
-``inversion``, ``featuremaps``, ``plots``, ``cli``. Nothing here imports TensorFlow until a
-function is called, so the command line stays fast.
+``inversion``, ``featuremaps``, ``quiet`` (tf-keras-vis without its warnings), ``cli``; the
+pictures are drawn by :mod:`leafnet.plots.explain` (``plots`` here is its alias). Nothing here
+imports TensorFlow until a function is called, so the command line stays fast.
 """
 
 from __future__ import annotations

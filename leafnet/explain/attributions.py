@@ -26,9 +26,7 @@ Score-CAM ``model.predict`` progress bar and Keras' input-structure warning are 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -36,6 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from leafnet.errors import LeafnetError
+from leafnet.explain.quiet import quiet_vis
 from leafnet.explain.subject import Subject, load_subject
 
 CAM_METHODS = ("gradcam", "gradcam++", "scorecam", "faster-scorecam", "layercam", "guided-gradcam")
@@ -59,24 +58,6 @@ class Attribution:
     maps: np.ndarray
     layer: str | None = None
     rgb: np.ndarray | None = None
-
-
-@contextlib.contextmanager
-def _quiet():
-    """tf-keras-vis passes inputs as lists (Keras warns) and Score-CAM calls ``predict``
-    without ``verbose=0`` (a progress bar per image)."""
-    import keras
-
-    was = keras.config.is_interactive_logging_enabled()
-    keras.config.disable_interactive_logging()
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*structure of `inputs`.*")
-            warnings.filterwarnings("ignore", category=DeprecationWarning)
-            yield
-    finally:
-        if was:
-            keras.config.enable_interactive_logging()
 
 
 def _unit(a: np.ndarray) -> np.ndarray:
@@ -136,7 +117,7 @@ def attribute(subject: Subject, x: np.ndarray, targets: Sequence[int], method: s
         raise ValueError(f"{len(x)} images but {len(targets)} targets")
     name = subject.resolve_layer(layer, needs="map") if method in CAM_METHODS else None
     score = _score(targets)
-    with _quiet():
+    with quiet_vis():
         if method in ("saliency", "smoothgrad"):
             from tf_keras_vis.saliency import Saliency
 
@@ -155,11 +136,7 @@ def attribute(subject: Subject, x: np.ndarray, targets: Sequence[int], method: s
 
 
 def _guided_gradients(subject: Subject, x: np.ndarray, targets: Sequence[int]) -> np.ndarray:
-    if subject._guided is None:
-        from leafnet.explain.guided import guided_model
-
-        subject._guided = guided_model(subject.logit_model)[0]
-    return _input_gradients(subject._guided, x, targets)
+    return _input_gradients(subject.guided_logit_model, x, targets)
 
 
 def _cam(subject: Subject, x, score, method: str, layer: str, max_n: int, batch_size: int) -> np.ndarray:
@@ -288,7 +265,7 @@ def explain(run: Any, images: Sequence[str | os.PathLike] = (), method: str = "g
         return result
     out_dir = subject.out_dir(out, "explain", method.replace("+", "p"))
     result.out = out_dir
-    from leafnet.explain import plots as P
+    from leafnet.plots import explain as P
     from leafnet.runs import io_guard, safe_filename, write_csv
 
     title = METHOD_TITLES[method] + (f" at {att.layer}" if att.layer else "")

@@ -1,4 +1,4 @@
-"""Sub-commands ``explain``, ``inversions``, ``filters`` and ``report`` (registered by leafnet.cli).
+"""Sub-commands ``explain``, ``inversions`` and ``filters`` (registered by leafnet.cli).
 
 Each parses, calls the Python API and prints where it wrote. No TensorFlow at import time.
 """
@@ -109,14 +109,7 @@ def register(sub) -> dict:
     p.add_argument("--layers", metavar="LIST", help="early,mid,deep (default) and/or layer names, comma-separated")
     p.add_argument("--max-filters", type=positive_int, default=16, metavar="N", help="filters shown per layer")
     p.add_argument("--out", metavar="DIR", help="output folder (default: RUN/explain/filters)")
-
-    p = sub.add_parser("report", help="one HTML page of a run: config, data, curves, metrics, explanations",
-                       description="Write RUN/report.html: readable offline, pictures beside it in RUN/.",
-                       epilog=examples("leafnet report runs/demo", "leafnet report runs/demo --embed"))
-    p.add_argument("run", metavar="RUN", help="run folder")
-    p.add_argument("--no-explanations", action="store_true", help="skip the Grad-CAM sample (a few seconds)")
-    p.add_argument("--embed", action="store_true", help="embed every picture in the HTML (one file to send)")
-    return {"explain": cmd_explain, "inversions": cmd_inversions, "filters": cmd_filters, "report": cmd_report}
+    return {"explain": cmd_explain, "inversions": cmd_inversions, "filters": cmd_filters}
 
 
 def cmd_explain(args) -> int:
@@ -170,12 +163,4 @@ def cmd_filters(args) -> int:
         n = len(entry.get("channels", entry.get("units", [])))
         print(f"{entry['layer']}: {n} {'filter/map pairs' if 'maps' in entry else 'weight images'} -> {f}")
     print(f"wrote {len(r.files)} picture(s) to {r.out}/")
-    return 0
-
-
-def cmd_report(args) -> int:
-    from leafnet.report import write_report
-
-    path = write_report(args.run, explanations=not args.no_explanations, embed=args.embed)
-    print(f"report: {path}")
     return 0

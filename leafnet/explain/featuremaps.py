@@ -218,8 +218,8 @@ def filters(run: Any, image: str | os.PathLike, layers: str | Sequence[str] | No
         return result
     out_dir = subject.out_dir(out, "explain", "filters")
     result.out = out_dir
-    from leafnet.explain import plots as P
-    from leafnet.explain.plots import caption
+    from leafnet.plots import explain as P
+    from leafnet.plots.explain import caption
     from leafnet.runs import io_guard
 
     def write():

@@ -197,7 +197,7 @@ def maximise(model, score, n: int, size: int, s: InversionSettings) -> tuple[np.
     from tf_keras_vis.activation_maximization.callbacks import Callback
     from tf_keras_vis.activation_maximization.regularizers import Norm, TotalVariation2D
 
-    from leafnet.explain.attributions import _quiet
+    from leafnet.explain.quiet import quiet_vis
 
     class Losses(Callback):
         def on_begin(self, **kwargs):
@@ -213,7 +213,7 @@ def maximise(model, score, n: int, size: int, s: InversionSettings) -> tuple[np.
     regularizers = [r for r in (TotalVariation2D(weight=s.tv) if s.tv else None,
                                 Norm(weight=s.norm, p=s.norm_p) if s.norm else None) if r is not None]
     optimizer = keras.optimizers.Adam(learning_rate=s.lr, weight_decay=s.weight_decay or None)
-    with _quiet():
+    with quiet_vis():
         images = ActivationMaximization(model, clone=False)(
             score, seed_input=seed, input_range=(0.0, 255.0), input_modifiers=_modifiers(s),
             regularizers=regularizers, steps=s.steps, optimizer=optimizer, callbacks=[losses], training=False)
@@ -322,7 +322,7 @@ def inversions(run: Any, layer: str | None = None, filters: str | Sequence[int] 
         return result
     out_dir = subject.out_dir(out, "explain", "inversions")
     result.out = out_dir
-    from leafnet.explain import plots as P
+    from leafnet.plots import explain as P
     from leafnet.runs import io_guard, write_csv, write_json
 
     what = "classes" if classes else f"filters of {name}"

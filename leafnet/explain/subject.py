@@ -65,6 +65,16 @@ class Subject:
                     layer.activation = keras.activations.linear
         return self._logits
 
+    @property
+    def guided_logit_model(self):
+        """:attr:`logit_model` with its ReLU-like activations guided (:mod:`leafnet.explain.guided`),
+        built on first use."""
+        if self._guided is None:
+            from leafnet.explain.guided import guided_model
+
+            self._guided = guided_model(self.logit_model)[0]
+        return self._guided
+
     def class_index(self, name: str) -> int:
         if name in self.classes:
             return self.classes.index(name)
@@ -262,11 +272,11 @@ def spec_for(model, run_root: Path | None = None):
     from leafnet.errors import ConfigError
     from leafnet.models.registry import get_backbone
 
-    from leafnet.runs import RunDir
+    from leafnet.runs import Run
 
     candidates = []
-    if run_root is not None and RunDir(run_root).config.is_file():
-        candidates.append((RunDir(run_root).read_config().get("model") or {}).get("backbone"))
+    if run_root is not None and Run(run_root).dir.config.is_file():
+        candidates.append((Run(run_root).config.get("model") or {}).get("backbone"))
     candidates += [model.name, model.name.replace("_", "-")]
     for name in candidates:
         if not name:
@@ -288,7 +298,7 @@ def load_subject(source: Any, classes: Sequence[str] | None = None) -> Subject:
         'block3_pool'
     """
     from leafnet.predict import load_predictor
-    from leafnet.runs import Run, RunDir, is_run_dir
+    from leafnet.runs import Run, is_run_dir
 
     root = None
     if isinstance(source, Run):
@@ -301,14 +311,13 @@ def load_subject(source: Any, classes: Sequence[str] | None = None) -> Subject:
         if len(names) != int(model.output_shape[-1]):
             raise LeafnetError(f"{len(names)} class names given for a model with {model.output_shape[-1]} outputs")
     subject = Subject(model=model, classes=list(names), size=size, spec=spec_for(model, root), root=root)
-    if root is not None and RunDir(root).split.is_file():
+    run = Run(root) if root is not None else None
+    if run is not None and run.dir.split.is_file():
         from leafnet.data.verify import check_rows
-        from leafnet.runs import read_csv
 
-        check_rows(RunDir(root))
-
+        check_rows(run.dir)
         index = {c: i for i, c in enumerate(subject.classes)}
-        for row in read_csv(RunDir(root).split):
+        for row in run.split_rows():
             if row.get("class") not in index:
                 continue
             path = str(Path(row["path"]).resolve())

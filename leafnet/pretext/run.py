@@ -23,7 +23,7 @@ from leafnet import runlock
 from leafnet.config import Config, has_data_source
 from leafnet.errors import DataError, LeafnetError
 from leafnet.pretext.task import PretextTask, get_task
-from leafnet.runs import Run, RunDir, default_run_dir, io_guard, read_csv, write_json, write_text
+from leafnet.runs import Run, RunDir, default_run_dir, io_guard, read_split_rows, write_json, write_text
 from leafnet.train.trainer import Trainer
 
 PRETEXT_FILE = "pretext.json"
@@ -50,7 +50,7 @@ def _scan_split(cfg: Config, progress: bool):
 def _read_split(run: RunDir):
     from leafnet.data.prepare import SplitData
 
-    rows = read_csv(run.split)
+    rows = read_split_rows(run.split)
     missing = [r["path"] for r in rows if not os.path.exists(r["path"])]
     if missing:
         raise DataError(f"{len(missing)} file(s) of {run.split} no longer exist (first: {missing[0]}); "

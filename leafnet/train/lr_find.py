@@ -155,9 +155,9 @@ def lr_find(config: Any = None, phase: str = "transfer", start_lr: float = 1e-7,
 
 
 def _plot(lrs, losses, smoothed, valley, min10, path, title):
-    from leafnet.plots import _pyplot
+    from leafnet.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.plot(lrs, losses, color="0.75", lw=1, label="loss")
     ax.plot(lrs, smoothed, color="tab:blue", lw=2, label="smoothed loss")
