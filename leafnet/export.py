@@ -33,7 +33,7 @@ import numpy as np
 
 from leafnet import runlock
 from leafnet.errors import LeafnetError
-from leafnet.runs import RunDir, is_run_dir, public_mode, write_json
+from leafnet.runs import Run, RunDir, is_run_dir, public_mode, write_json
 
 FORMATS = ("savedmodel", "keras", "tflite", "onnx", "submission")
 QUANTIZATIONS = ("none", "float16", "dynamic")
@@ -281,11 +281,8 @@ def model_card(run: RunDir, fmt: str, classes: list[str], size: int) -> dict:
     metrics = read_json(run.metrics)
     report = read_json(run.data_report)
     split_counts = {}
-    if run.split.is_file():
-        from leafnet.runs import read_csv
-
-        for r in read_csv(run.split):
-            split_counts[r["subset"]] = split_counts.get(r["subset"], 0) + 1
+    for r in Run(run.root).split_rows():
+        split_counts[r["subset"]] = split_counts.get(r["subset"], 0) + 1
     return {
         "format": fmt,
         "run": str(run.root),
@@ -323,8 +320,6 @@ def export(run_dir: str | os.PathLike, format: str = "savedmodel", out: str | os
         raise LeafnetError(f"{run.root} is not a leafnet run folder (no config.yaml / classes.json)")
     if not run.model.is_file():
         raise LeafnetError(f"{run.root} has no model.keras (is the run finished?)")
-    from leafnet.evaluate import load_run_model, run_image_size
-
     # Held while exporting: a fit resuming this run, or another export, must not write it now; and
     # holding it, every temporary in the folder is a killed writer's (an export's SavedModel folder).
     # A read-only run folder (exported with --out elsewhere) cannot be locked, nor written.
@@ -337,8 +332,8 @@ def export(run_dir: str | os.PathLike, format: str = "savedmodel", out: str | os
         say = progress or (lambda line: None)
         run.read_config()                # a hand-edited config is refused before anything is loaded
         say(f"loading {run.model}")
-        model = load_run_model(run)      # also for keras: a damaged file is refused, not copied
-        size = run_image_size(run, model)
+        model = Run(run.root).load_model()  # also for keras: a damaged file is refused, not copied
+        size = Run(run.root).image_size(model)
         target = Path(out) if out else run.root / "export" / format
         target = target.resolve()
         try:

@@ -70,7 +70,7 @@ def guided_model(model):
     """
     import keras
 
-    from leafnet.explain.subject import clone_model
+    from leafnet.explain.clone import clone_model
 
     replaced: list[str] = []
 

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from leafnet.errors import LeafnetError
+from leafnet.explain.clone import clone_model
 
 
 @dataclass
@@ -248,22 +249,6 @@ def _check_needs(needs: str) -> str:
     if needs not in NEEDS:
         raise ValueError(f"Unknown `needs`. Expected one of {NEEDS}. Received: needs={needs!r}")
     return needs
-
-
-def clone_model(model, clone_function=None):
-    """``keras.models.clone_model`` with the weights copied layer by layer (by name), so a
-    replaced weightless layer does not shift the weight order."""
-    import keras
-
-    clone = keras.models.clone_model(model, clone_function=clone_function)
-    for layer in clone.layers:
-        try:
-            src = model.get_layer(layer.name)
-        except ValueError:
-            continue
-        if src.weights:
-            layer.set_weights(src.get_weights())
-    return clone
 
 
 def spec_for(model, run_root: Path | None = None):
