@@ -12,6 +12,7 @@ import re
 import sys
 from typing import Sequence
 
+from leafnet import console
 from leafnet.cli_help import HelpFormatter, add_completion, config_help, config_metavar, examples
 from leafnet.errors import LeafnetError
 
@@ -284,7 +285,7 @@ def cmd_lr_find(args) -> int:
 
     cfg = load_config(args.config, flags=train_flags(args), overrides=args.overrides)
     r = lr_find(cfg, phase=args.phase, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps, out=args.out)
-    print(r.summary())
+    console.info(r.summary())
     return 0
 
 
@@ -292,17 +293,17 @@ def cmd_config(args) -> int:
     from leafnet.config import describe, load_config
 
     cfg = load_config(args.config, flags=train_flags(args), overrides=args.overrides)
-    print(describe(cfg))
+    console.info(describe(cfg))
     return 0
 
 
 def cmd_backbones(args) -> int:
     from leafnet.models.registry import list_backbones
 
-    print(f"{'name':22} {'size':>5}  {'imagenet':8}  {'blocks':6}  aliases / family")
+    console.info(f"{'name':22} {'size':>5}  {'imagenet':8}  {'blocks':6}  aliases / family")
     for spec in list_backbones():
-        print(f"{spec.name:22} {spec.default_size:5}  {'yes' if spec.imagenet else 'no':8}  "
-              f"{len(spec.trainable_blocks):6}  {', '.join(spec.aliases)} — {spec.family}")
+        console.info(f"{spec.name:22} {spec.default_size:5}  {'yes' if spec.imagenet else 'no':8}  "
+                     f"{len(spec.trainable_blocks):6}  {', '.join(spec.aliases)} — {spec.family}")
     return 0
 
 
@@ -315,7 +316,7 @@ def cmd_data(args) -> int:
                               seed=args.seed, disease=args.disease, image_format=args.image_format)
         except ValueError as e:
             raise LeafnetError(str(e)) from None
-        print(f"wrote {sum(counts.values())} images of {len(counts)} species to {args.out}")
+        console.info(f"wrote {sum(counts.values())} images of {len(counts)} species to {args.out}")
         return 0
     if args.data_command == "check":
         from leafnet.data.check import check_folder
@@ -328,9 +329,9 @@ def cmd_evaluate(args) -> int:
     from leafnet.evaluate import evaluate, format_report
 
     report = evaluate(args.run, subset=args.subset, data=args.data, tta=args.tta, top_k=args.top_k)
-    print(format_report(report))
-    print(f"report: {report['files']['report']}   predictions: {report['files']['predictions']}   "
-          f"plots: {os.path.dirname(report['files']['report'])}")
+    console.info(format_report(report))
+    console.info(f"report: {report['files']['report']}   predictions: {report['files']['predictions']}   "
+                 f"plots: {os.path.dirname(report['files']['report'])}")
     return 0
 
 
@@ -340,8 +341,8 @@ def cmd_predict(args) -> int:
     results = predict(args.model, args.inputs, top_k=args.top_k, trust=args.trust, engine=args.engine)
     write_predictions(args.out, results, args.top_k)
     bad = sum(1 for r in results if r["error"])
-    print(f"predicted {len(results) - bad} image(s)" + (f", {bad} could not be read" if bad else "")
-          + f": {args.out}")
+    console.info(f"predicted {len(results) - bad} image(s)" + (f", {bad} could not be read" if bad else "")
+                 + f": {args.out}")
     return 0
 
 
@@ -349,9 +350,9 @@ def cmd_export(args) -> int:
     from leafnet.export import export
     from leafnet.export_usage import describe
 
-    target = export(args.run, format=args.format, out=args.out, quantize=args.quantize, progress=print)
-    print(f"exported ({args.format}): {target}")
-    print(describe(target))
+    target = export(args.run, format=args.format, out=args.out, quantize=args.quantize, progress=console.info)
+    console.info(f"exported ({args.format}): {target}")
+    console.info(describe(target))
     return 0
 
 
@@ -372,9 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             build_parser().print_help()
             return EXIT_USER_ERROR
         if args.command != "config":
-            from leafnet.console import import_tensorflow_quietly
-
-            import_tensorflow_quietly()
+            console.import_tensorflow_quietly()
             from leafnet.perf import configure_tensorflow
 
             configure_tensorflow()   # before TensorFlow's first op
@@ -383,13 +382,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         with trusted(getattr(args, "trust", False)):  # --weights files of fit, pretext, search, cv
             return COMMANDS[args.command](args)
     except LeafnetError as e:
-        print(f"error: {one_line(str(e))}", file=sys.stderr)
+        console.error(one_line(str(e)))
         return EXIT_USER_ERROR
     except BrokenPipeError:  # `leafnet backbones | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:
-        print("\ninterrupted; rerun the same command (same --run-dir) to resume", file=sys.stderr)
+        console.error("\ninterrupted; rerun the same command (same --run-dir) to resume", prefix="")
         return EXIT_INTERRUPTED
 
 

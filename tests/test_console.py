@@ -95,3 +95,85 @@ def test_the_mixing_augmentations_are_said():
     assert mixing_summary(AugmentConfig(mixup=0.2, cutmix=1.0, mix_off_epochs=2, randaugment=2)) == (
         "MixUp (alpha 0.2); CutMix (alpha 1), off for the last 2 epoch(s) of each phase; "
         "RandAugment (2 operations per image, strength 0.5)")
+
+
+def _print_output(capsys, *args, **kw):
+    print(*args, **kw)
+    return capsys.readouterr()
+
+
+def test_the_console_writes_what_print_wrote(capsys):
+    from leafnet import console
+
+    for text in ("plain", "95% of 10 %s", "two\nlines", "", "naïve — ünïcode"):
+        console.info(text)
+        assert capsys.readouterr() == _print_output(capsys, text)
+        console.note(text)
+        assert capsys.readouterr() == _print_output(capsys, f"note: {text}")
+        console.warn(text)
+        assert capsys.readouterr() == _print_output(capsys, f"warning: {text}", file=sys.stderr)
+        console.error(text)
+        assert capsys.readouterr() == _print_output(capsys, f"error: {text}", file=sys.stderr)
+    console.error("\ninterrupted", prefix="")
+    assert capsys.readouterr().err == "\ninterrupted\n"
+
+
+def test_quiet_drops_info_and_notes_but_not_warnings(capsys):
+    from leafnet import console
+
+    with console.quiet():
+        console.info("hidden")
+        console.note("hidden")
+        console.warn("shown")
+        console.error("shown")
+    console.info("after")
+    with console.quiet(False):
+        console.info("not quiet")
+    out = capsys.readouterr()
+    assert out.out == "after\nnot quiet\n"
+    assert out.err == "warning: shown\nerror: shown\n"
+
+
+def test_the_console_writes_to_the_streams_of_the_moment_and_lets_a_broken_pipe_through(monkeypatch):
+    import io
+
+    from leafnet import console
+
+    out, err = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    console.info("to out")
+    console.warn("to err")
+    assert (out.getvalue(), err.getvalue()) == ("to out\n", "warning: to err\n")
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    with pytest.raises(BrokenPipeError):
+        console.info("lost")
+    assert "Logging error" not in err.getvalue()
+
+
+def test_a_program_that_configures_the_leafnet_logger_keeps_its_handlers(monkeypatch, capsys):
+    import logging
+
+    from leafnet import console
+
+    log = logging.getLogger("leafnet")
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    monkeypatch.setattr(log, "handlers", [Keep()])
+    saved = log.level
+    log.setLevel(logging.INFO)   # the program's choice, as logging.basicConfig(level=...) makes it
+    try:
+        console.info("to the program's handler")
+    finally:
+        log.setLevel(saved)
+    assert records == ["to the program's handler"]
+    assert capsys.readouterr().out == ""

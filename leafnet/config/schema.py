@@ -1,32 +1,17 @@
-"""Every setting of a leafnet run, as dataclasses, with YAML loading and validation.
+"""The settings of a leafnet run as dataclasses: every key, its default, help and allowed values.
 
-Defaults live here and nowhere else. Precedence: built-in defaults < ``--config``
-YAML < explicit flags and ``--set section.key=value``. Unknown keys, wrong types and
-impossible values are refused before any work starts, with one line naming the key,
-what is allowed and what was received.
-
-Example:
-    >>> cfg = load_config(None, overrides=["transfer.lr=3e-4", "model.backbone=b0"])
-    >>> cfg.transfer.lr
-    0.0003
+Defaults live here and nowhere else. ``setting()`` keeps a key's help, choices, bounds and
+accepted aliases in one field, read by validation (``leafnet.config.keys``), ``leafnet config``
+and ``--help``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
-import os
-import re
-import types
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional, Union
 
 import yaml
-
-from leafnet.errors import ConfigError
 
 
 def setting(default: Any, help: str, *, choices: tuple | None = None,
@@ -178,9 +163,6 @@ def _finetune_default() -> PhaseConfig:
     return PhaseConfig(epochs=10, lr=1e-4)
 
 
-# What ``reduce_lr_patience: null`` means in the fine-tune phase with a constant schedule.
-FINETUNE_PLATEAU_PATIENCE = 2
-
 
 @dataclass
 class RunConfig:
@@ -217,312 +199,13 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
 
     def to_dict(self) -> dict:
+        """The config as nested plain dicts, ``{section: {key: value}}``."""
         return dataclasses.asdict(self)
 
     def to_yaml(self) -> str:
+        """The config as YAML, in field order (a run's ``config.yaml``)."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
+# section name -> its dataclass name, in the order of the YAML file
 SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
-
-
-# --------------------------------------------------------------------------- validation
-
-def _section_classes() -> dict[str, type]:
-    hints = typing.get_type_hints(Config)
-    return {name: hints[name] for name in SECTIONS}
-
-
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        names = [_type_name(a) for a in typing.get_args(tp) if a is not type(None)]
-        text = " or ".join(names)
-        return text + " or null" if type(None) in typing.get_args(tp) else text
-    return {int: "an integer", float: "a number", str: "a string", bool: "true/false"}.get(tp, str(tp))
-
-
-def _coerce(key: str, value: Any, tp: Any) -> Any:
-    """Return ``value`` as type ``tp`` or raise a ConfigError naming ``key``."""
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _coerce(key, value, arg)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{key} must be {_type_name(tp)}; received {value!r}")
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
-            return int(value)
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            try:
-                value = float(value)
-            except OverflowError:  # an integer with hundreds of digits
-                value = math.inf
-            if math.isfinite(value):
-                return value
-            raise ConfigError(f"{key} must be a finite number; received {value!r}")
-    elif tp is str:
-        if isinstance(value, str):
-            return value
-    raise ConfigError(f"{key} must be {_type_name(tp)}; received {value!r}")
-
-
-def _canonical_choice(value: Any, meta: dict) -> Any:
-    if isinstance(value, str) and meta.get("aliases"):
-        return meta["aliases"].get(value.lower(), value)
-    return value
-
-
-def _check_bounds(key: str, value: Any, meta: dict) -> None:
-    if value is None or isinstance(value, (str, bool)):
-        if meta.get("choices") and value is not None and value not in meta["choices"]:
-            raise ConfigError(f"{key} must be one of {', '.join(map(str, meta['choices']))}; received {value!r}")
-        return
-    bounds = [("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"),
-              ("le", lambda v, b: v <= b, "<="), ("lt", lambda v, b: v < b, "<")]
-    for name, ok, sym in bounds:
-        bound = meta.get(name)
-        if bound is not None and not ok(value, bound):
-            raise ConfigError(f"{key} must be {sym} {bound:g}; received {value!r}")
-
-
-def _unknown(key: str, allowed: typing.Iterable[str]) -> ConfigError:
-    allowed = list(allowed)
-    close = difflib.get_close_matches(key, allowed, n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
-    return ConfigError(f"unknown config key {key!r}{hint}; allowed: {', '.join(allowed)}")
-
-
-def _apply_section(section_obj: Any, section: str, values: Any) -> None:
-    if not isinstance(values, dict):
-        raise ConfigError(f"config section {section!r} must be a mapping of keys to values; received {values!r}")
-    hints = typing.get_type_hints(type(section_obj))
-    fields = {f.name: f for f in dataclasses.fields(section_obj)}
-    for name, value in values.items():
-        key = f"{section}.{name}"
-        if name not in fields:
-            raise _unknown(key, [f"{section}.{n}" for n in fields])
-        coerced = _canonical_choice(_coerce(key, value, hints[name]), fields[name].metadata)
-        _check_bounds(key, coerced, fields[name].metadata)
-        setattr(section_obj, name, coerced)
-
-
-def apply_dict(cfg: Config, values: Any, origin: str = "config") -> Config:
-    """Overlay a nested mapping ``{section: {key: value}}`` on ``cfg`` (validated)."""
-    if values is None:
-        return cfg
-    if not isinstance(values, dict):
-        raise ConfigError(f"{origin} must be a mapping of sections ({', '.join(SECTIONS)}); received {type(values).__name__}")
-    for section, section_values in values.items():
-        if section not in SECTIONS:
-            raise _unknown(str(section), SECTIONS)
-        _apply_section(getattr(cfg, section), section, section_values)
-    return cfg
-
-
-def parse_override(text: str) -> tuple[str, str, Any]:
-    """Split ``section.key=value`` into parts; the value is read as YAML (``3e-4``, ``true``, ``null``)."""
-    if "=" not in text:
-        raise ConfigError(f"--set expects section.key=value; received {text!r}")
-    dotted, raw = text.split("=", 1)
-    parts = dotted.strip().split(".")
-    if len(parts) != 2 or not all(parts):
-        raise ConfigError(f"--set expects section.key=value with one dot, e.g. transfer.lr=3e-4; received {text!r}")
-    try:
-        value = safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    return parts[0], parts[1], value
-
-
-class SafeLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that also reads ``3e-4`` as a number (YAML 1.2), as users write it."""
-
-
-SafeLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-def safe_load(stream: Any) -> Any:
-    """``yaml.safe_load`` with YAML 1.2 exponent floats; never constructs Python objects.
-
-    Raises:
-        yaml.YAMLError: not YAML, or nested too deeply for PyYAML's recursive parser.
-    """
-    try:
-        return yaml.load(stream, Loader=SafeLoader)
-    except RecursionError:
-        raise yaml.YAMLError("nested too deeply") from None
-
-
-def read_yaml(path: str | os.PathLike) -> Any:
-    """Read a YAML file with ``yaml.safe_load`` (never the unsafe loader)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return safe_load(f)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"config file {path} is not valid YAML{where}: {getattr(e, 'problem', e)}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read config file {path}: {e}") from None
-
-
-def load_config(path: str | os.PathLike | None = None, flags: dict[str, Any] | None = None,
-                overrides: typing.Sequence[str] = ()) -> Config:
-    """Build a validated Config: defaults < YAML file < ``flags`` < ``overrides``.
-
-    Args:
-        path: optional YAML file with sections ``data``, ``augment``, ``model``,
-            ``transfer``, ``finetune``, ``run``.
-        flags: dotted keys to values, e.g. ``{"model.backbone": "b4"}``; None values are skipped.
-        overrides: ``section.key=value`` strings as given to ``--set``.
-
-    Returns:
-        The Config, checked for unknown keys, types and ranges.
-    """
-    cfg = Config()
-    if path is not None:
-        apply_dict(cfg, read_yaml(path), origin=str(path))
-    nested: dict[str, dict[str, Any]] = {}
-    for dotted, value in (flags or {}).items():
-        if value is None:
-            continue
-        section, key = dotted.split(".")
-        nested.setdefault(section, {})[key] = value
-    apply_dict(cfg, nested, origin="flags")
-    for text in overrides:
-        section, key, value = parse_override(text)
-        apply_dict(cfg, {section: {key: value}}, origin="--set")
-    validate(cfg)
-    return cfg
-
-
-def config_from_dict(values: dict) -> Config:
-    """A validated Config from a nested mapping (e.g. a run's ``config.yaml``)."""
-    cfg = apply_dict(Config(), values)
-    validate(cfg)
-    return cfg
-
-
-def validate(cfg: Config) -> None:
-    """Checks that involve several keys."""
-    d = cfg.data
-    if d.data and (d.train or d.val):
-        raise ConfigError("give either data.data (one folder, split automatically) or data.train with data.val; received both")
-    if bool(d.train) != bool(d.val):
-        raise ConfigError("data.train and data.val go together; received only "
-                          + ("data.train" if d.train else "data.val"))
-    if d.test and not (d.data or d.train or d.demo):
-        raise ConfigError("data.test is a held-out folder beside data.data or data.train/data.val; received it alone")
-    for key in ("data", "train", "val", "test"):
-        if getattr(d, key) == "":
-            raise ConfigError(f"data.{key} must be a folder path; received an empty string")
-    blocks = cfg.finetune.blocks
-    if isinstance(blocks, str) and blocks != "all":
-        raise ConfigError(f"finetune.blocks must be an integer >= 0 or 'all'; received {blocks!r}")
-    if isinstance(blocks, int) and blocks < 0:
-        raise ConfigError(f"finetune.blocks must be an integer >= 0 or 'all'; received {blocks}")
-    if cfg.transfer.blocks != PhaseConfig().blocks:
-        raise ConfigError("transfer.blocks is not used (the transfer phase freezes the whole backbone); "
-                          "set finetune.blocks instead")
-    for name in ("transfer", "finetune"):
-        p: PhaseConfig = getattr(cfg, name)
-        if p.schedule in ("triangular", "triangular2", "exp_range"):
-            if p.max_lr is None:
-                raise ConfigError(f"{name}.schedule={p.schedule} cycles between {name}.lr and {name}.max_lr; set {name}.max_lr")
-            if p.max_lr <= p.lr:
-                raise ConfigError(f"{name}.max_lr must be > {name}.lr ({p.lr:g}); received {p.max_lr:g}")
-        if p.reduce_lr_patience and p.schedule != "constant":
-            raise ConfigError(f"{name}.reduce_lr_patience works with schedule constant only; received schedule={p.schedule} "
-                              "(a schedule decides the lr itself)")
-        if name == "transfer" and (p.unfreeze_every or p.lr_decay != 1.0):
-            raise ConfigError("transfer.unfreeze_every and transfer.lr_decay are fine-tune settings; set them under finetune")
-    if not cfg.model.backbone:
-        raise ConfigError("model.backbone must be a backbone name; received an empty string")
-    if cfg.model.weights == "":
-        raise ConfigError("model.weights must be imagenet, none or a path; received an empty string")
-    if cfg.model.feature_layer == "":
-        raise ConfigError("model.feature_layer must be a layer name or null; received an empty string")
-    mlp_units(cfg.model.mlp_units)
-
-
-def mlp_units(value: int | str) -> list[int]:
-    """The widths of ``model.mlp_units`` (``"4096,4096"``, ``512``, ``0`` for none) as a list.
-
-    Raises:
-        ConfigError: not comma-separated positive integers.
-    """
-    text = str(value).strip()
-    if text in ("0", ""):
-        return []
-    try:
-        units = [int(u) for u in text.split(",")]
-    except ValueError:
-        units = []
-    if not units or any(u < 1 or u > 65536 for u in units):
-        raise ConfigError(f"model.mlp_units must be comma-separated integers in 1..65536 (e.g. 4096,4096) or 0; "
-                          f"received {value!r}")
-    return units
-
-
-def resolve_defaults(cfg: Config, *, has_imagenet: bool) -> list[str]:
-    """Fill the keys whose default depends on other choices (left null); return what was
-    chosen for the user, one sentence each, for the console.
-
-    A default yields to what the user set: a schedule other than constant turns the
-    fine-tune plateau off; a backbone without ImageNet weights starts from random ones.
-    """
-    notes = []
-    if cfg.model.weights is None:
-        cfg.model.weights = "imagenet" if has_imagenet else "none"
-        if not has_imagenet:
-            notes.append(f"{cfg.model.backbone} has no pretrained weights: training from scratch (--weights none)")
-    for name in ("transfer", "finetune"):
-        p: PhaseConfig = getattr(cfg, name)
-        if p.reduce_lr_patience is None:
-            plateau = name == "finetune" and p.schedule == "constant"
-            p.reduce_lr_patience = FINETUNE_PLATEAU_PATIENCE if plateau else 0
-            if name == "finetune" and not plateau:
-                notes.append(f"finetune.schedule={p.schedule} sets the learning rate, so the plateau reduction "
-                             "(finetune.reduce_lr_patience) is off")
-    return notes
-
-
-def has_data_source(cfg: Config) -> bool:
-    d = cfg.data
-    return bool(d.demo or d.data or d.train)
-
-
-def describe(cfg: Config | None = None) -> str:
-    """The documented default config as commented YAML (``leafnet config``)."""
-    cfg = cfg or Config()
-    lines = ["# leafnet configuration: every key, its default and what it does.",
-             "# Precedence: defaults < --config FILE < flags and --set section.key=value", ""]
-    for section in SECTIONS:
-        obj = getattr(cfg, section)
-        lines.append(f"{section}:  # {(type(obj).__doc__ or '').strip().splitlines()[0]}")
-        for f in dataclasses.fields(obj):
-            value = yaml.safe_dump(getattr(obj, f.name), default_flow_style=True).strip()
-            value = value.removesuffix("\n...").removesuffix("...").strip()
-            extra = f" [{'|'.join(map(str, f.metadata['choices']))}]" if f.metadata.get("choices") else ""
-            lines.append(f"  {f.name}: {value}  # {f.metadata.get('help', '')}{extra}")
-        lines.append("")
-    return "\n".join(lines)
