@@ -17,7 +17,8 @@ def test_the_list_is_every_registered_leafnet_object():
         assert keras.saving.get_registered_name(cls) == f"leafnet>{cls.__name__}"
         assert getattr(custom_objects, cls.__name__) is cls
     assert custom_objects.RectifiedAdam is custom_objects.RAdam
-    assert sorted(custom_objects.__all__) == sorted([c.__name__ for c in custom_objects.KERAS_OBJECTS] + ["RectifiedAdam"])
+    names = [cls.__name__ for cls in custom_objects.KERAS_OBJECTS] + ["RectifiedAdam"]
+    assert sorted(custom_objects.__all__) == sorted(names)
 
 
 def test_import_leafnet_registers_the_list():

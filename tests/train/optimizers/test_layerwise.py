@@ -1,6 +1,6 @@
 """LayerwiseLR: one step by hand, a golden trajectory, per-variable update factors against
-NumPy references and plain Keras optimizers, freezing, Lookahead/Ranger/LossScaleOptimizer/EMA interplay, fit, save/reload/
-continue, configs and argument checks."""
+NumPy references and plain Keras optimizers, freezing, Lookahead/Ranger/LossScaleOptimizer/EMA
+interplay, fit, save/reload/continue, configs and argument checks."""
 
 import math
 import warnings

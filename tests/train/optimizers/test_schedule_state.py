@@ -31,7 +31,8 @@ def test_schedule_fit_save_reload_continue(save_reload, name):
     if name == "warmup_cosine":
         make = lambda model: Ranger(SCHEDULES[name](), sync_period=3)  # noqa: E731
     elif name == "one_cycle":
-        make = lambda model: Lookahead(keras.optimizers.SGD(SCHEDULES[name](), momentum=0.5), sync_period=3)  # noqa: E731
+        make = lambda model: Lookahead(  # noqa: E731
+            keras.optimizers.SGD(SCHEDULES[name](), momentum=0.5), sync_period=3)
     else:
         make = lambda model: keras.optimizers.SGD(SCHEDULES[name](), momentum=0.5)  # noqa: E731
     straight, reloaded, _ = save_reload(make)
