@@ -1,8 +1,33 @@
-"""Importing this module registers every leafnet Keras object with Keras' serializer,
-so ``keras.saving.load_model`` can rebuild leafnet models (in safe mode)."""
+"""Every Keras object leafnet registers (package ``leafnet``), in one list: ``KERAS_OBJECTS``.
+
+Importing this module registers them all with Keras' serializer, so
+``keras.saving.load_model`` can rebuild leafnet models (in safe mode).
+"""
 
 from leafnet.data.augment import RandomCropResize, RandomNoise
-from leafnet.train import *  # noqa: F401,F403  (optimizers, schedules, losses)
-from leafnet.train import __all__ as _train_objects
+from leafnet.train.losses import SigmoidFocalCrossEntropy
+from leafnet.train.optimizers import LayerwiseLR, Lookahead, RAdam, Ranger
+from leafnet.train.schedules import (
+    Constant,
+    ExponentialCyclicalLearningRate,
+    OneCycle,
+    Triangular2CyclicalLearningRate,
+    TriangularCyclicalLearningRate,
+    WarmupCosineDecay,
+)
 
-__all__ = ["RandomCropResize", "RandomNoise", *_train_objects]
+# Each is saved as ``leafnet>ClassName``; a new registered class belongs here.
+KERAS_OBJECTS = (
+    RandomCropResize, RandomNoise,
+    SigmoidFocalCrossEntropy,
+    RAdam, Lookahead, LayerwiseLR, Ranger,
+    TriangularCyclicalLearningRate, Triangular2CyclicalLearningRate, ExponentialCyclicalLearningRate,
+    WarmupCosineDecay, OneCycle, Constant,
+)
+
+# tensorflow-addons' name, for code copied from tfa-era notebooks.
+RectifiedAdam = RAdam
+
+__all__ = ["RandomCropResize", "RandomNoise", "RAdam", "RectifiedAdam", "Lookahead", "LayerwiseLR", "Ranger",
+           "SigmoidFocalCrossEntropy", "TriangularCyclicalLearningRate", "Triangular2CyclicalLearningRate",
+           "ExponentialCyclicalLearningRate", "WarmupCosineDecay", "OneCycle", "Constant"]
