@@ -78,3 +78,17 @@ class SigmoidFocalCrossEntropy(keras.losses.Loss):
         config.update({"from_logits": self.from_logits, "alpha": self.alpha, "gamma": self.gamma,
                        "label_smoothing": self.label_smoothing})
         return config
+
+
+def make_loss(cfg) -> keras.losses.Loss:
+    """The phase's loss (a :class:`~leafnet.config.PhaseConfig`) on one-hot (or mixed, soft)
+    labels and softmax outputs."""
+    if cfg.loss == "crossentropy":
+        return keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
+    if cfg.loss == "focal":
+        return keras.losses.CategoricalFocalCrossentropy(alpha=1.0 if cfg.focal_alpha is None else cfg.focal_alpha,
+                                                         gamma=cfg.focal_gamma, label_smoothing=cfg.label_smoothing)
+    if cfg.loss == "sigmoid_focal":
+        return SigmoidFocalCrossEntropy(alpha=cfg.focal_alpha, gamma=cfg.focal_gamma,
+                                        label_smoothing=cfg.label_smoothing)
+    raise ValueError(f"Unknown `loss`. Received: loss={cfg.loss!r}")

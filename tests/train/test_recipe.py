@@ -13,7 +13,8 @@ from leafnet.config import PhaseConfig, config_from_dict
 from leafnet.data.augment import mix_batches
 from leafnet.data.pipeline import balanced_order
 from leafnet.train.lr_find import smooth, suggest
-from leafnet.train.optim import make_loss, make_optimizer, make_schedule
+from leafnet.train.losses import make_loss
+from leafnet.train.optimizers.factory import make_optimizer, make_schedule
 
 
 def test_tfa_names_are_accepted_as_aliases():

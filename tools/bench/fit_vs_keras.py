@@ -78,7 +78,8 @@ def main(argv=None) -> int:
     from leafnet.data.prepare import scan_and_split
     from leafnet.runs import RunDir
     from leafnet.train.fit import as_config, build_model, resolve_config
-    from leafnet.train.optim import make_loss, make_optimizer, make_schedule
+    from leafnet.train.losses import make_loss
+    from leafnet.train.optimizers.factory import make_optimizer, make_schedule
 
     flags = {"transfer.epochs": args.epochs, "finetune.epochs": 0, "transfer.early_stopping": 0,
              "transfer.reduce_lr_patience": 0, "run.verbose": 0}
