@@ -1,35 +1,13 @@
 """CPU defaults for TensorFlow, applied before it is imported.
 
-What was measured on a 2-core AVX-512 (AVX512_BF16) CPU, EfficientNet-B0 at 224 px,
-batch 32, the sides alternating in one script (``tools/bench/cpu.py``; README,
-"Performance"), ratios to plain float32 Keras:
-
-* ``mixed_bfloat16``: 0.55x for training (slower: TensorFlow's CPU kernels for several
-  of EfficientNet's ops, depthwise convolutions and their gradients among them, run in
-  bfloat16 through casts and Eigen rather than oneDNN). Not a default; ``--precision``
-  chooses it explicitly.
-* tcmalloc (``LD_PRELOAD``): 0.96x, within the noise; jemalloc: 0.57x. glibc's malloc
-  settings that double PyTorch's speed do nothing for TensorFlow. Not defaults.
-* one inter-op thread (``tf.config.threading``): 1.19x median, but the best rounds of
-  both sides were equal (12.5 images/s): within the noise of a shared machine. Not a default.
-* XLA (``jit_compile``): about 10x slower. Off.
-* oneDNN (``TF_ENABLE_ONEDNN_OPTS``): turning it off gave 0.63x, i.e. oneDNN is worth
-  1.6x. TensorFlow turns it on by default only on Linux x86; :func:`configure_cpu` makes
-  it the default wherever TensorFlow runs, so every platform runs the measured kernels.
-
-* BatchNormalization through the fused kernel: ~1.5x (:mod:`leafnet.models.fused_bn`,
-  ``run.fused_batchnorm``).
-* Threads that sleep instead of spinning (``disable_thread_spinning``, applied by
-  :func:`configure_tensorflow`): B0 training at a median 31.8-33.1 images/s against
-  25.0 with TensorFlow's spinning threads (timm 35.4). On this shared machine TensorFlow
-  processes fell for whole measurements into a mode at exactly 12.5 or 25.0 images/s
-  (steps of 2.56 s); spinning threads burn the CPU time the machine grants, as OpenMP's
-  spinning did to timm (0.16x). Sleeping threads fell into it far less often.
-
-The environment variables here are read by TensorFlow when it is imported, so
-:func:`configure_cpu` must run before ``import tensorflow``; :func:`configure_tensorflow`
-runs after the import and before TensorFlow's first op. A variable the user has set is
-left alone, and ``LEAFNET_CPU_DEFAULTS=0`` turns every default off.
+:func:`configure_cpu` sets ``TF_ENABLE_ONEDNN_OPTS=1`` where TensorFlow does not default
+to it (it does only on Linux x86), so every platform runs oneDNN's kernels; it must run
+before ``import tensorflow``, which reads these variables. :func:`configure_tensorflow`
+makes TensorFlow's thread pools sleep instead of spinning on machines without a GPU, so
+that on a loaded machine idle threads leave the cores to whoever computes; it runs after
+the import and before TensorFlow's first op. A variable the user has set is left alone,
+and ``LEAFNET_CPU_DEFAULTS=0`` turns every default off. The settings tried and left off
+(bfloat16, other allocators, one inter-op thread, XLA), with figures: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -113,7 +91,7 @@ def configure_tensorflow() -> bool:
 
         ctx = context.context()
         if ctx._initialized or tf.config.list_physical_devices("GPU"):
-            return False   # too late, or a GPU machine (where it is not measured)
+            return False   # too late, or a GPU machine (the default is for CPUs only)
         config = ctx._config or config_pb2.ConfigProto()
         if config.experimental.disable_thread_spinning:
             return False

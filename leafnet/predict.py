@@ -6,8 +6,8 @@ class, and the others are still predicted.
 
 ``engine="onnx"`` (``--engine onnx``) runs the model under ONNX Runtime instead of Keras:
 the model is exported once (``leafnet export --format onnx``'s converter) and kept in the
-run's ``cache/`` under its weights' fingerprint. On a 2-core CPU it infers EfficientNet-B0
-at about 1.4x Keras' speed, on par with a tuned timm (README, "Performance").
+run's ``cache/`` under its weights' fingerprint. On CPUs it infers faster than Keras
+(docs/performance.md).
 """
 
 from __future__ import annotations

@@ -27,18 +27,12 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 
 def prefetched(ds: tf.data.Dataset) -> tf.data.Dataset:
-    """``ds`` prefetched, with tf.data's autotuning model off: how every leafnet pipeline ends.
+    """``ds`` prefetched, with tf.data's autotuning off: how every leafnet pipeline ends.
 
-    With autotuning on, each iterator runs an optimisation thread that wakes at growing
-    intervals (every 2.56 s after the first few seconds, as measured here), and freeing the
-    iterator can wait for its next wake-up, which we saw once TensorFlow's threads sleep
-    instead of spinning (:func:`leafnet.perf.configure_tensorflow`). Keras frees its
-    iterator when ``fit``, ``evaluate`` or ``predict`` returns, so a call could stall for
-    seconds after its last step (gdb: ``RootDataset::Iterator``'s destructor joining
-    the thread of ``Model::OptimizeLoop``; README, "Performance"). Without the model,
-    ``num_parallel_calls=AUTOTUNE`` runs one call per core and ``prefetch(AUTOTUNE)`` grows
-    its buffer by itself, which is what these pipelines need: their maps are gathers from
-    a cache or file decodes, bound by the CPU.
+    Freeing an autotuned iterator, which Keras does when ``fit``, ``evaluate`` or
+    ``predict`` returns, waits for the autotuning thread to wake, which can take seconds.
+    Without autotuning, ``num_parallel_calls=AUTOTUNE`` runs one call per core and
+    ``prefetch(AUTOTUNE)`` sizes its buffer by itself: enough for these CPU-bound maps.
     """
     options = tf.data.Options()
     options.autotune.enabled = False

@@ -32,7 +32,7 @@ def _save_atomic(img: Image.Image, path: Path, fmt: str) -> None:
         if fmt == "JPEG":
             img.save(tmp, format=fmt, quality=92)
         else:
-            img.save(tmp, format=fmt, compress_level=3)  # 3x faster than 6, files ~10% larger
+            img.save(tmp, format=fmt, compress_level=3)  # much faster to write than the default 6, files a little larger
         os.replace(tmp, path)
     finally:
         if tmp.exists():

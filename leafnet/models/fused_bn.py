@@ -1,10 +1,9 @@
 """BatchNormalization through TensorFlow's fused kernel, with Keras' numbers.
 
-Keras 3's ``BatchNormalization`` computes its moments and normalises with separate ops
-(``moments``, then ``batch_normalization``), where tf.keras called TensorFlow's fused
-kernel (``FusedBatchNormV3``, which oneDNN and cuDNN implement as one op forward and one
-backward). EfficientNet has a BatchNormalization after every convolution, so on this
-2-core CPU its training ran at ~0.6x of the fused path (README, "Performance").
+Keras 3's ``BatchNormalization`` computes its moments and normalises with separate ops;
+TensorFlow's fused kernel (``FusedBatchNormV3``) is one op forward and one backward, which
+matters for EfficientNet, with a BatchNormalization after every convolution
+(docs/performance.md).
 
 :func:`use_fused_batchnorm` routes the eligible layers of a model (4-D inputs normalised
 over the channels-last axis, scale and offset on, no renorm, not synchronised) through
@@ -15,11 +14,9 @@ gets the biased batch variance (the fused kernel returns the unbiased one, which
 undone), inputs in float16/bfloat16 are normalised in float32 as Keras does, and
 anything not eligible falls back to Keras' own ``call``.
 
-One difference shows only with non-finite inputs: on a batch of NaN images Keras' layer
-gives a NaN loss at once, while with the fused kernel the loss stayed finite here (the NaN
-did not reach the output) and only the moving statistics became NaN. The trainer catches
-both: the NaN loss at its batch, the non-finite weights at the epoch's end
-(``tests/train/test_fit.py``).
+With non-finite inputs the two can differ: Keras' layer gives a NaN loss at once, while
+the fused kernel may keep the loss finite and only turn the moving statistics NaN. The
+trainer catches both (the NaN loss at its batch, non-finite weights at the epoch's end).
 """
 
 from __future__ import annotations

@@ -1,19 +1,17 @@
 """Swish's gradient in one fused loop, with Keras' numbers and Keras' files.
 
 TensorFlow differentiates swish (``x * sigmoid(x)``, the activation of every EfficientNet)
-with six element-wise ops, each a full pass over the activation in memory (Sigmoid, Sub,
-Mul, AddV2, Mul, Mul), where PyTorch runs one kernel. On a CPU those passes are bound by
-memory bandwidth; they took about a fifth of an EfficientNet-B0 training step here
-(README, "Performance"). :func:`use_fused_swish` gives a model's swish activations a
-gradient that XLA compiles into one loop: a small ``jit_compile`` function for each
-activation shape, inside a train step that stays un-compiled (XLA on the whole model is
-~10x slower on CPUs, because its convolutions are not oneDNN's). The forward pass is
-``x * sigmoid(x)`` as before, which TensorFlow's remapper fuses by itself.
+with six element-wise ops, each a full pass over the activation in memory; on a CPU those
+passes are bound by memory bandwidth (docs/performance.md). :func:`use_fused_swish` gives
+a model's swish activations a gradient that XLA compiles into one loop: a small
+``jit_compile`` function for each activation shape, inside a train step that stays
+un-compiled (XLA on the whole model is much slower on CPUs, its convolutions not being
+oneDNN's). The forward pass stays ``x * sigmoid(x)``, which TensorFlow's remapper fuses.
 
 Only the layers' ``activation`` attribute changes, to :func:`silu`, which Keras serialises
 under its own name "silu" (the name Keras gives "swish" too): configs, ``.keras`` files and
-exports are plain Keras. Applied where TensorFlow sees no GPU (cuDNN and GPU kernels are
-another story, and XLA on a GPU needs CUDA's libdevice) and where XLA compiles at all.
+exports are plain Keras. Applied where TensorFlow sees no GPU (GPU kernels differ, and XLA
+on a GPU needs CUDA's libdevice) and where XLA compiles at all.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Training: the recipe pieces tensorflow-addons used to provide, as Keras 3 objects, and
-the two-phase trainer.
+"""Training: recipe pieces from tensorflow-addons, as Keras 3 objects, and the two-phase
+trainer.
 
     from leafnet.train import Ranger, Triangular2CyclicalLearningRate, SigmoidFocalCrossEntropy
 
