@@ -74,9 +74,9 @@ def _check_task(run: RunDir, task: PretextTask) -> None:
 class PretextTrainer(Trainer):
     """The trainer, telling the pretext set which epoch it draws before each epoch."""
 
-    def _train_dataset(self, phase, state, n):
-        self.train.epoch = n  # the squares of epoch n are a function of (seed, n) only
-        return super()._train_dataset(phase, state, n)
+    def train_dataset(self, phase, phase_epoch, epoch):
+        self.train.epoch = epoch  # the squares of an epoch are a function of (seed, epoch) only
+        return super().train_dataset(phase, phase_epoch, epoch)
 
 
 def _summary(split) -> str:

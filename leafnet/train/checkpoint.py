@@ -1,4 +1,5 @@
-"""A run's checkpoints: the per-epoch backups in ``backup/`` and ``backup/state.json``.
+"""A run's checkpoints: the per-epoch backups in ``backup/``, ``backup/state.json`` and
+the cadence of ``best.keras``.
 
 After each epoch the trainer writes the weights and optimizer state to
 ``backup/epoch-NNNNN.npz``, then ``history.csv``, then ``state.json`` (each atomically):
@@ -6,6 +7,10 @@ After each epoch the trainer writes the weights and optimizer state to
 them on resume, trimmed or completed) and the previous epoch's state, whose backups are
 kept until the next commit, so a resume whose newest backup is unreadable (a damaged
 disk, a file deleted by hand) falls back one epoch and trains that epoch again.
+
+``best.keras`` (:class:`BestKeras`) is written from the model when the run's best epoch
+improves, at most every ``every_seconds`` within a phase; ``state.best_saved`` says whether
+it is up to date, and a state that says no names the backup to write it from.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import math
 import sys
+import time
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -23,11 +30,12 @@ from typing import Any
 import numpy as np
 
 from leafnet.errors import LeafnetError
-from leafnet.runs import RunDir, atomic_path, io_guard, read_csv, write_csv, write_json
+from leafnet.runs import RunDir, atomic_path, io_guard, read_csv, save_keras, write_csv, write_json
 
 HISTORY_COLUMNS = ["phase", "epoch", "phase_epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy",
                    "epoch_seconds"]
 STATE_VERSION = 1
+BEST_EVERY_SECONDS = 60.0      # best.keras is rewritten at most this often within a phase
 
 
 @dataclass
@@ -63,6 +71,13 @@ class TrainState:
     def copy(self) -> "TrainState":
         return TrainState.from_dict(self.to_dict())
 
+    def update(self, fields: dict[str, Any]) -> None:
+        """Set the fields of a tracker's ``get_state()`` (see :mod:`leafnet.train.trackers`)."""
+        unknown = set(fields) - set(self.__dict__)
+        if unknown:
+            raise KeyError(f"not fields of the run state: {sorted(unknown)}")
+        self.__dict__.update(copy.deepcopy(fields))
+
     def backups(self) -> set[str]:
         """The backup files this state names."""
         return {n for n in (self.weights, self.phase_best_weights, self.best_weights) if n}
@@ -76,6 +91,23 @@ class TrainState:
         if self.best_weights and not self.best_saved:
             names.append(self.best_weights)
         return list(dict.fromkeys(names))
+
+
+def backup_name(epoch: int) -> str:
+    """The backup file of run epoch ``epoch`` (from 1)."""
+    return f"epoch-{epoch:05d}.npz"
+
+
+def round_value(x: float | None) -> float | None:
+    """Seven significant digits: float32 values printed in full (0.0010000000474974513) help nobody."""
+    return None if x is None else float(f"{x:.7g}")
+
+
+def history_row(phase: str, epoch: int, phase_epoch: int, lr: float, logs: dict[str, float], seconds: float) -> dict:
+    """The ``history.csv`` row of a finished epoch (``epoch``, ``phase_epoch`` from 1)."""
+    return {"phase": phase, "epoch": epoch, "phase_epoch": phase_epoch, "lr": round_value(lr),
+            **{key: round_value(logs.get(key)) for key in ("loss", "accuracy", "val_loss", "val_accuracy")},
+            "epoch_seconds": round(seconds, 3)}
 
 
 # ------------------------------------------------------------------------------- arrays
@@ -210,6 +242,18 @@ class Checkpoints:
                     f.unlink()
         return state.copy()
 
+    def write_state(self, state: TrainState) -> None:
+        """Rewrite ``state.json`` with ``state`` as it is (no backup is deleted)."""
+        write_json(self.state_path, state.to_dict())
+
+    def save_backup(self, name: str, arrays: dict[str, np.ndarray]) -> None:
+        """Write :func:`model_arrays` output as ``backup/NAME``."""
+        save_arrays(self.run.backup / name, arrays)
+
+    def load_backup(self, model, name: str, with_optimizer: bool) -> None:
+        """Load ``backup/NAME`` into ``model`` (and its optimizer)."""
+        load_arrays(model, self.run.backup / name, with_optimizer)
+
     def write_history(self, rows: list[dict]) -> None:
         write_csv(self.run.history, HISTORY_COLUMNS, [[row.get(c, "") for c in HISTORY_COLUMNS] for row in rows])
 
@@ -243,3 +287,49 @@ class Checkpoints:
                 row[k] = (int(v) if k in ("epoch", "phase_epoch") else float(v)) if v != "" else ""
             out.append(row)
         return out
+
+
+# ------------------------------------------------------------------------------- best.keras
+
+class BestKeras:
+    """When ``best.keras`` is written.
+
+    Writing a ``.keras`` file takes ~50 ms even for a small model, a few percent of a short
+    epoch: so at an improving epoch it is written at once only when its last write is
+    ``every_seconds`` old (always at the first improvement), else at the end of the phase,
+    when the run stops on an error, or when it completes.
+    """
+
+    def __init__(self, checkpoints: Checkpoints, every_seconds: float = BEST_EVERY_SECONDS):
+        self.checkpoints, self.every_seconds = checkpoints, every_seconds
+        self.saved_at = -math.inf       # time.monotonic() of the last write
+
+    @property
+    def path(self) -> Path:
+        return self.checkpoints.run.best
+
+    def due(self) -> bool:
+        """Whether an improvement now is written at once."""
+        return time.monotonic() - self.saved_at >= self.every_seconds
+
+    def save(self, model, state: TrainState) -> None:
+        """Write ``best.keras`` from ``model``, which holds the weights of ``state.best_weights``,
+        unless ``state.best_saved`` says it is up to date."""
+        if not state.best_saved:
+            io_guard(lambda: save_keras(model, self.path), str(self.path))
+            state.best_saved = True
+            self.saved_at = time.monotonic()
+
+    def save_pending(self, model, state: TrainState | None) -> None:
+        """Bring ``best.keras`` up to date with the committed ``state``, whatever ``model``
+        holds now (its weights are put back), and record it in ``state.json``."""
+        if state is None or state.best_saved or not state.best_weights:
+            return
+        held = model_arrays(model, False)
+        try:
+            self.checkpoints.load_backup(model, state.best_weights, with_optimizer=False)
+            self.save(model, state)
+        finally:
+            for v, a in zip(model.weights, held.values()):
+                v.assign(a)
+        self.checkpoints.write_state(state)

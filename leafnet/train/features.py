@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Callable
+
 import numpy as np
 
 from leafnet.console import progress_bar
 from leafnet.runs import atomic_path
+from leafnet.train.seeding import epoch_seed, reseed
 
 MEMORY_LIMIT = 2 * 1024 ** 3   # features above this many bytes go to a disk memmap
 
@@ -112,7 +115,6 @@ class FeatureCache:
         import tensorflow as tf
 
         from leafnet.models.parts import AUGMENTATION
-        from leafnet.train.trainer import epoch_seed, reseed
 
         aug, backbone = (model.get_layer(AUGMENTATION) if augment else None), self.backbone_part
 
@@ -188,3 +190,31 @@ def caching_plan(setting: str, phase: str, from_scratch: bool, model, mixing: bo
                        "set transfer.cache_features: on (with transfer.feature_copies K) to cache K augmented copies")
     return True, "exact" if not augmentation_active(model) else "augmented copies"
 
+
+def phase_feature_caches(cfg, phase: str, model, train, val, *, cache_dir, from_scratch: bool,
+                         say: Callable[[str], None]) -> tuple | None:
+    """The (train, val) feature caches when ``phase`` trains the head on cached backbone
+    features (see :func:`caching_plan`), else None; ``say`` prints the trainer's notes.
+
+    Args:
+        cfg: the run's config (``data.cache_features``, ``data.feature_copies``, ``augment``).
+        phase: ``transfer`` or ``finetune``.
+        model: the classifier.
+        train, val: the ImageSets (``val`` None: no validation).
+        cache_dir: where features too large for memory go (the run's ``cache/``).
+        from_scratch: the backbone has random weights.
+    """
+    a = cfg.augment
+    use, why = caching_plan(cfg.data.cache_features, phase, from_scratch, model, mixing=bool(a.mixup or a.cutmix))
+    if not use:
+        if cfg.data.cache_features == "on" or (phase == "transfer" and "augmentation is on" in why):
+            say(f"  no feature cache: {why}")
+        return None
+    copies = cfg.data.feature_copies if why == "augmented copies" else 1
+    common = dict(seed=cfg.run.seed, cache_dir=cache_dir, batch_size=max(cfg.data.batch_size, 32),
+                  progress=cfg.run.verbose == 1)
+    train_cache = FeatureCache(model, train, copies=copies, augment=why == "augmented copies", label="train", **common)
+    val_cache = None if val is None else FeatureCache(model, val, copies=1, augment=False, label="val", **common)
+    say(f"  feature cache ({why}{f', {copies} copies' if copies > 1 else ''}): the head trains on "
+        f"{train_cache.features.shape[2:]} backbone features computed once")
+    return train_cache, val_cache

@@ -25,9 +25,14 @@ def test_random_sigkills_never_lose_a_run(tmp_path):
 
 
 def test_unwritable_run_folder_is_one_clear_error_and_keeps_what_was_there(leaves, tmp_path, tiny_config, monkeypatch):
-    """Disk full (ENOSPC) while the run writes an epoch's state: a clear error, and every
-    artifact already written is intact and readable."""
+    """Disk full (ENOSPC) while the run commits its second epoch: one clear line naming what
+    could not be written, the first epoch stays the committed one, every artifact already
+    written is readable and nothing half-written is left under a final name; with space
+    again the same command resumes."""
     import errno
+
+    import keras
+    import numpy as np
 
     import leafnet
     import leafnet.runs as runs
@@ -36,21 +41,26 @@ def test_unwritable_run_folder_is_one_clear_error_and_keeps_what_was_there(leave
     run_dir = tmp_path / "full"
     cfg = tiny_config(leaves, run_dir, transfer__epochs=3, finetune__epochs=0)
     original = runs.atomic_path
-    calls = {"n": 0}
+    commits = {"n": 0}
 
     def filling_up(path):
-        calls["n"] += 1
-        if "state.json" in str(path) and calls.setdefault("state", 0) >= 0:
-            calls["state"] += 1
-            if calls["state"] == 2:           # the second epoch's commit hits a full disk
+        if Path(path).name == "state.json":
+            commits["n"] += 1
+            if commits["n"] == 2:             # the second epoch's commit hits a full disk
                 raise OSError(errno.ENOSPC, "No space left on device")
         return original(path)
 
     monkeypatch.setattr(runs, "atomic_path", filling_up)
-    with pytest.raises(LeafnetError, match="No space left on device"):
+    with pytest.raises(LeafnetError, match="No space left on device") as e:
         leafnet.fit(cfg)
+    assert commits["n"] == 2                                             # it failed where it was meant to
+    assert "\n" not in str(e.value) and str(e.value).startswith("could not write the run state in ")
     state = json.loads((run_dir / "backup" / "state.json").read_text())
     assert state["epochs"] == 1                                          # the last committed epoch
+    best = keras.saving.load_model(run_dir / "best.keras")               # written at epoch 1, readable
+    assert all(np.isfinite(np.asarray(w)).all() for w in best.weights)
+    assert runs.read_csv(run_dir / "split.csv") and json.loads((run_dir / "classes.json").read_text())
+    assert not list(run_dir.rglob(".*.tmp*"))                            # nothing half-written
     monkeypatch.setattr(runs, "atomic_path", original)
     run = leafnet.fit(cfg)                                               # space again: it resumes
     assert [int(r["epoch"]) for r in run.history] == [1, 2, 3]

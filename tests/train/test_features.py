@@ -126,3 +126,14 @@ def test_mixed_precision_trains_and_reloads(precision, optimizer, leaves, tmp_pa
     assert model.get_layer("predictions").dtype_policy.name == "float32"
     assert np.isfinite(run.metrics["val_loss"])
     assert json.loads((tmp_path / precision / "metrics.json").read_text())["epochs"] == 3
+
+
+def test_features_does_not_import_the_trainer():
+    """No import cycle: the feature cache takes its seeds from leafnet.train.seeding."""
+    import subprocess
+    import sys
+
+    code = "import sys, leafnet.train.features; print('leafnet.train.trainer' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-1] == "False"
