@@ -102,7 +102,7 @@ def main(argv=None) -> int:
     yv = np.concatenate([lab.numpy() for _, lab in val.dataset(256)])
     n = len(train)
 
-    # Epoch boundaries: one more callback, after the trainer's (trainer._callbacks), records
+    # Epoch boundaries: one more callback, after the trainer's (fit_callbacks), records
     # when each epoch's training starts.
     starts: list[float] = []
 
@@ -110,14 +110,19 @@ def main(argv=None) -> int:
         def on_epoch_begin(self, epoch, logs=None):
             starts.append(time.perf_counter())
 
-    original_callbacks = trainer_mod._callbacks
-    trainer_mod._callbacks = lambda *a, **kw: original_callbacks(*a, **kw) + [Start()]
+    original_callbacks = trainer_mod.fit_callbacks
+    trainer_mod.fit_callbacks = lambda *a, **kw: original_callbacks(*a, **kw) + [Start()]
 
     clock = Clock()
     if args.profile:
-        for name in ("reseed", "finite_weights", "save_arrays", "model_arrays", "save_keras", "load_arrays"):
+        import leafnet.train.checkpoint as checkpoint_mod
+
+        for name in ("reseed", "finite_weights", "model_arrays"):
             setattr(trainer_mod, name, clock.wrap(name, getattr(trainer_mod, name)))
-        for name in ("_begin_epoch", "_end_epoch", "_commit", "_train_dataset", "_steps_per_epoch"):
+        for owner, name in ((checkpoint_mod.Checkpoints, "save_backup"), (checkpoint_mod.Checkpoints, "load_backup"),
+                            (checkpoint_mod.BestKeras, "save")):
+            setattr(owner, name, clock.wrap(f"{owner.__name__}.{name}", getattr(owner, name)))
+        for name in ("on_epoch_begin", "on_epoch_end", "_commit", "train_dataset", "_steps_per_epoch"):
             setattr(trainer_mod.Trainer, name, clock.wrap(f"Trainer.{name}", getattr(trainer_mod.Trainer, name)))
 
     leafnet_model = build_model(cfg, spec, k)
