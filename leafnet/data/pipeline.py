@@ -109,7 +109,7 @@ class ImageSet:
         self.labels = np.asarray(self.labels, dtype=np.int64)
         self._mode = "none"
         self._images = None        # tf.Tensor (memory) or np.memmap (disk)
-        self._onehot = tf.one_hot(self.labels, self.num_classes, dtype=tf.float32)
+        self.onehot = tf.one_hot(self.labels, self.num_classes, dtype=tf.float32)  # [N, C] float32 labels
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -185,7 +185,7 @@ class ImageSet:
             order: indices to visit (e.g. :func:`epoch_order`); None keeps file order.
         """
         order = np.arange(len(self)) if order is None else np.asarray(order, dtype=np.int64)
-        size, onehot = self.size, self._onehot
+        size, onehot = self.size, self.onehot
         if self._mode == "memory":
             images = self._images
             ds = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)

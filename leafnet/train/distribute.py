@@ -48,7 +48,7 @@ def make_strategy(name: str):
         if not tf_config:
             raise LeafnetError("--distribute multiworker needs TF_CONFIG in the environment of every worker, e.g. "
                                '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", '
-                               '"index": 0}} (see the README, "Several machines")')
+                               '"index": 0}} (see docs/distributed.md, "Several machines")')
         try:
             cluster = json.loads(tf_config)["cluster"]
             task = json.loads(tf_config)["task"]

@@ -88,7 +88,7 @@ class FeatureCache:
                  progress: bool = False):
         self.backbone_part, self.head_part = split_at_head(model)
         self.images, self.copies, self.labels = images, int(copies), images.labels
-        self._onehot = images._onehot
+        self._onehot = images.onehot
         self._tables: dict = {}       # copy -> tf.constant of its features (memory)
         shape = (self.copies, len(images), *tuple(int(d) for d in self.backbone_part.output.shape[1:]))
         nbytes = int(np.prod(shape)) * 4
