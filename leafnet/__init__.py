@@ -13,7 +13,7 @@ the same names: ``from leafnet.evaluate import evaluate``, and so on.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from leafnet.version import __version__
 
 _LAZY = {
     "fit": ("leafnet.train.fit", "fit"),

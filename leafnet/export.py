@@ -269,7 +269,7 @@ def model_card(run: RunDir, fmt: str, classes: list[str], size: int) -> dict:
     import keras
     import tensorflow as tf
 
-    import leafnet
+    from leafnet.version import __version__
 
     def read_json(p):
         try:
@@ -294,7 +294,7 @@ def model_card(run: RunDir, fmt: str, classes: list[str], size: int) -> dict:
                           "skipped": len(report.get("skipped") or []), "split": split_counts},
         "val_metrics": {k: metrics.get(k) for k in ("val_accuracy", "val_loss", "mean_class_accuracy",
                                                       "val_images", "train_images", "epochs")},
-        "versions": {"leafnet": leafnet.__version__, "tensorflow": tf.__version__, "keras": keras.__version__},
+        "versions": {"leafnet": __version__, "tensorflow": tf.__version__, "keras": keras.__version__},
     }
 
 

@@ -284,3 +284,64 @@ def test_line_counts_are_wc_l(tmp_path):
     (tmp_path / "leafnet").mkdir()
     (tmp_path / "leafnet" / "a.py").write_text("x = 1\n" * (MAX_LINES + 1), encoding="utf-8")
     assert line_counts(tmp_path / "leafnet") == {"leafnet/a.py": MAX_LINES + 1}
+
+
+# ------------------------------------------------------------------ the documented layers
+
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+
+
+def documented_layers(text: str | None = None) -> dict[str, int]:
+    """Unit -> layer number, from the numbered list under "Direction of imports" in
+    docs/architecture.md: each item names its units in backticks before the dash."""
+    text = ARCHITECTURE.read_text(encoding="utf-8") if text is None else text
+    section = text.split("## Direction of imports", 1)[1].split("\n## ", 1)[0]
+    layers: dict[str, int] = {}
+    for line in section.splitlines():
+        head, dot, rest = line.partition(". ")
+        if dot and head.isdigit():
+            for unit in rest.split(" — ", 1)[0].split("`")[1::2]:
+                layers[unit] = int(head)
+    return layers
+
+
+def unit_of(module: str) -> str:
+    """The unit a module belongs to in the layer list: its top-level module or package under
+    ``leafnet``, except that every command-line module (``cli``, ``*_cli``, ``*.cli``,
+    ``cli_help``, ``__main__``) and the package ``__init__`` are the unit ``cli``."""
+    parts = module.split(".")
+    last = parts[-1]
+    if module == "leafnet" or last in ("cli", "cli_help", "__main__") or last.endswith("_cli"):
+        return "cli"
+    return parts[1]
+
+
+def layer_violations(graph: dict[str, set[str]], layers: dict[str, int]) -> list[str]:
+    """Imports of a lower layer (a larger number) from a higher one, and units the list lacks."""
+    out = []
+    for importer, targets in sorted(graph.items()):
+        for target in sorted(targets):
+            a, b = unit_of(importer), unit_of(target)
+            missing = [u for u in (a, b) if u not in layers]
+            if missing:
+                out.append(f"{importer} -> {target}: {', '.join(missing)} not in docs/architecture.md's layers")
+            elif layers[b] > layers[a]:
+                out.append(f"{importer} (layer {layers[a]}) -> {target} (layer {layers[b]})")
+    return sorted(set(out))
+
+
+def test_imports_follow_the_documented_layers():
+    layers = documented_layers()
+    assert len(layers) > 10, "docs/architecture.md: the layer list under 'Direction of imports' was not found"
+    bad = layer_violations(import_graph(), layers)
+    assert not bad, "imports against docs/architecture.md's 'Direction of imports':\n" + "\n".join(bad)
+
+
+def test_a_layer_violation_is_found():
+    layers = documented_layers("## Direction of imports\n\n1. `runs`, `errors` — x\n2. `data` — y\n\n## Next\n")
+    assert layers == {"runs": 1, "errors": 1, "data": 2}
+    graph = {"leafnet.runs": {"leafnet.data.scan"}, "leafnet.data.scan": {"leafnet.errors"},
+             "leafnet.data.cli": {"leafnet.runs"}}
+    assert layer_violations(graph, layers) == [
+        "leafnet.data.cli -> leafnet.runs: cli not in docs/architecture.md's layers",
+        "leafnet.runs (layer 1) -> leafnet.data.scan (layer 2)"]
