@@ -2,7 +2,7 @@
 
 The run is a normal leafnet run folder (config.yaml, classes.json with the task's
 classes, split.csv, history.csv, best/model.keras, metrics.json, plots, backup/ for
-resuming) trained by :class:`leafnet.train.trainer.Trainer`, plus:
+resuming): a :class:`PretextRun` in the run lifecycle of :mod:`leafnet.train.lifecycle`, plus:
 
 * ``pretext.json``: the task, the backbone's registry name and the image size;
 * ``backbone.keras``: the backbone alone (see :func:`leafnet.models.weights.save_backbone`),
