@@ -2,7 +2,7 @@
 
 The run is a normal leafnet run folder (config.yaml, classes.json with the task's
 classes, split.csv, history.csv, best/model.keras, metrics.json, plots, backup/ for
-resuming) trained by :class:`leafnet.train.trainer.Trainer`, plus:
+resuming): a :class:`PretextRun` in the run lifecycle of :mod:`leafnet.train.lifecycle`, plus:
 
 * ``pretext.json``: the task, the backbone's registry name and the image size;
 * ``backbone.keras``: the backbone alone (see :func:`leafnet.models.weights.save_backbone`),
@@ -13,20 +13,21 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from leafnet import runlock
-from leafnet.config import Config, has_data_source
+from leafnet.config import Config
 from leafnet.errors import DataError, LeafnetError
 from leafnet.pretext.task import PretextTask, get_task
-from leafnet.runs import Run, RunDir, default_run_dir, io_guard, read_split_rows, write_json, write_text
+from leafnet.runs import Run, RunDir, default_run_dir, io_guard, read_split_rows, write_json
+from leafnet.train.lifecycle import (
+    ANY_IMAGES, RunContext, RunKind, as_config, hold_run, prepare_run, require_data, resolve_config)
 from leafnet.train.trainer import Trainer
 
 PRETEXT_FILE = "pretext.json"
+BACKBONE_FILE = "backbone.keras"
 
 
 def _scan_split(cfg: Config, progress: bool):
@@ -85,6 +86,63 @@ def _summary(split) -> str:
             + (f", {len(split.skipped)} file(s) skipped" if split.skipped else ""))
 
 
+class PretextRun(RunKind):
+    """A pretext task in the run lifecycle: unlabelled images, the task's classes, and
+    pretext.json beside the usual start files."""
+
+    labelled = False
+    empty_val = "the validation set is empty: use more images or a larger --val-split"
+
+    def __init__(self, task: PretextTask, notes: list[str]):
+        self.task, self.notes = task, notes
+        self.config_header = (f"# leafnet pretext run config (task: {task.name}); "
+                              f"`leafnet pretext --task {task.name} --config THIS` reproduces the run\n")
+
+    def check_resumed(self, run: RunDir) -> None:
+        _check_task(run, self.task)
+
+    def is_complete(self, run: RunDir) -> bool:
+        return run.metrics.exists() and (run.root / BACKBONE_FILE).exists()
+
+    def complete_note(self, run: RunDir) -> str:
+        return f"pretext run {run.root} is already complete; backbone: {run.root / BACKBONE_FILE}"
+
+    def scan(self, cfg: Config, progress: bool):
+        return _scan_split(cfg, progress)
+
+    def read_split(self, run: RunDir):
+        return _read_split(run)
+
+    def needs_val(self, cfg: Config) -> bool:
+        return True
+
+    def classes(self, split) -> list[str]:
+        return list(self.task.classes)
+
+    def info(self, ctx: RunContext) -> dict:
+        """pretext.json: the task, its classes and what the backbone was built with."""
+        cfg = ctx.cfg
+        return {"task": self.task.name, "classes": list(self.task.classes), "backbone": ctx.spec.name,
+                "image_size": cfg.data.image_size, "weights": cfg.model.weights,
+                "feature_layer": cfg.model.feature_layer}
+
+    def write_start(self, ctx: RunContext) -> None:
+        super().write_start(ctx)
+        run = ctx.run
+        io_guard(lambda: write_json(run.classes, list(self.task.classes)), str(run.classes))
+        io_guard(lambda: write_json(run.root / PRETEXT_FILE, self.info(ctx)), PRETEXT_FILE)
+
+    def announce(self, ctx: RunContext) -> str:
+        task = self.task
+        return "\n".join([f"pretext task {task.name}: {task.num_classes} classes ({', '.join(task.classes)}); "
+                          f"run folder: {ctx.run.root}", *(f"  {note}" for note in self.notes), _summary(ctx.split)])
+
+    def image_set(self, ctx: RunContext, paths: list[str], labels):
+        from leafnet.data.pipeline import ImageSet
+
+        return ImageSet(paths, np.zeros(len(paths)), 1, ctx.cfg.data.image_size)
+
+
 def pretext(config: Config | dict | str | os.PathLike | None = None, task: str | PretextTask = "rotation",
             **flags: Any) -> Run:
     """Pre-train a backbone on a pretext task over unlabelled images.
@@ -105,95 +163,40 @@ def pretext(config: Config | dict | str | os.PathLike | None = None, task: str |
         >>> leafnet.fit({"data": {"data": "leaves/"}, "model": {"backbone": "simple-cnn",
         ...              "weights": str(run.root)}})
     """
-    from leafnet.train.fit import as_config, refuse_without_validation, resolve_config
-
     task = get_task(task)
     cfg = as_config(config, **flags)
-    from leafnet.train.distribute import refuse_multiworker
-
-    refuse_multiworker(cfg, "pretext")
-    if not has_data_source(cfg):
-        raise DataError("no data given: use --data DIR (any folder of images; labels are ignored), "
-                        "--train DIR --val DIR, or --demo")
-    refuse_without_validation(cfg, "a pretext run keeps its best epoch")
+    require_data(cfg, "pretext", data=ANY_IMAGES, validates="a pretext run keeps its best epoch")
     notes = task.adapt_config(cfg)
     if cfg.model.weights is None:
         cfg.model.weights = "none"   # a pretext task pre-trains from scratch unless told otherwise
     cfg, spec, size = resolve_config(cfg)
 
     root = Path(cfg.run.dir).expanduser() if cfg.run.dir else default_run_dir(f"{spec.name}-{task.name}")
-    with runlock.hold(root):
-        return _pretext(cfg, task, spec, size, notes, RunDir(root))
+    with hold_run(root):
+        return _pretext(prepare_run(cfg, spec, RunDir(root), PretextRun(task, notes)))
 
 
-def _pretext(cfg: Config, task: PretextTask, spec, size: int, notes: list[str], run: RunDir) -> Run:
-    """``pretext`` in its run folder, which this process holds."""
-    from leafnet.train.fit import build_model, check_existing, finish_run, stored_form, to_yaml
-
-    verbose = cfg.run.verbose
-    resuming = check_existing(run, cfg)
-    if resuming:
-        _check_task(run, task)
-    backbone_file = run.root / "backbone.keras"
-    if resuming and run.metrics.exists() and backbone_file.exists():
-        if verbose:
-            print(f"pretext run {run.root} is already complete; backbone: {backbone_file}")
-        return Run(run.root)
-
-    from leafnet.data.pipeline import ImageSet
-    from leafnet.data.prepare import write_split
+def _pretext(ctx: RunContext) -> Run:
+    """Train the pretext task of a prepared run; write backbone.keras, then the finished run."""
     from leafnet.models.weights import save_backbone
     from leafnet.pretext.datasets import PretextSet
-    from leafnet.train.trainer import plan_phases
 
-    plan_phases(cfg)
-    if resuming:
-        from leafnet.data.verify import data_roots, new_files_note, verify_resume
-
-        run.clean_temporaries()
-        added = verify_resume(run, data_roots(cfg.data), labelled=False)
-        split = _read_split(run)
-        if added and verbose:
-            print(new_files_note(added))
-    else:
-        split = _scan_split(cfg, progress=bool(verbose))
-    train_paths, _, train_hashes = split.subset(val=False)
-    val_paths, _, val_hashes = split.subset(val=True)
-    if not val_paths:
-        raise DataError("the validation set is empty: use more images or a larger --val-split")
-    model = build_model(cfg, spec, task.num_classes)
-    info = {"task": task.name, "classes": list(task.classes), "backbone": spec.name, "image_size": size,
-            "weights": cfg.model.weights, "feature_layer": cfg.model.feature_layer}
-    if not resuming:
-        run.create()
-        io_guard(lambda: write_split(run, split), f"the data files in {run.root}")
-        io_guard(lambda: write_json(run.classes, list(task.classes)), str(run.classes))
-        io_guard(lambda: write_json(run.root / PRETEXT_FILE, info), PRETEXT_FILE)
-        io_guard(lambda: write_text(run.config, f"# leafnet pretext run config (task: {task.name}); "
-                                    f"`leafnet pretext --task {task.name} --config THIS` reproduces the run\n"
-                                    + to_yaml(stored_form(cfg))), str(run.config))
-    if verbose:
-        print(f"pretext task {task.name}: {task.num_classes} classes ({', '.join(task.classes)}); "
-              f"run folder: {run.root}")
-        for note in notes:
-            print(f"  {note}")
-        print(_summary(split))
-    base_train = ImageSet(train_paths, np.zeros(len(train_paths)), 1, size)
-    base_val = ImageSet(val_paths, np.zeros(len(val_paths)), 1, size)
-    mode = base_train.cache(cfg.data.cache, run.cache, train_hashes, progress=bool(verbose), label="train")
-    base_val.cache(mode, run.cache, val_hashes, progress=bool(verbose), label="val")
+    cfg, run, task = ctx.cfg, ctx.run, ctx.kind.task
+    if ctx.complete:
+        return Run(run.root)
+    base_train, base_val, _ = ctx.image_sets(progress=bool(cfg.run.verbose))
     train = PretextSet(base_train, task, cfg.run.seed, epoch=0)
     val = PretextSet(base_val, task, cfg.run.seed, epoch=None)
 
-    trainer = PretextTrainer(cfg, run, spec, model, train, val, from_scratch=cfg.model.weights == "none")
-    t0 = time.perf_counter()
-    history = trainer.fit()
+    trainer = PretextTrainer(cfg, run, ctx.spec, ctx.model, train, val, from_scratch=cfg.model.weights == "none")
+    history = ctx.fit(trainer)
     # backbone.keras before metrics.json: a run with metrics.json is complete.
-    io_guard(lambda: save_backbone(model, spec, size, backbone_file,
+    backbone_file = run.root / BACKBONE_FILE
+    io_guard(lambda: save_backbone(ctx.model, ctx.spec, cfg.data.image_size, backbone_file,
                                    info={"pretext_task": task.name, "weights": cfg.model.weights}), str(backbone_file))
-    finish_run(run, cfg, model, spec, list(task.classes), train, val, history, time.perf_counter() - t0)
+    ctx.finish(ctx.model, train, val, history)
     result = Run(run.root)
-    if verbose:
+    if cfg.run.verbose:
         m = result.metrics
         print(f"pretext val_accuracy {m['val_accuracy']:.4f} (chance {1 / task.num_classes:.2f})  "
               f"val_loss {m['val_loss']:.4f}")

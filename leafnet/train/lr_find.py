@@ -89,12 +89,9 @@ def lr_find(config: Any = None, phase: str = "transfer", start_lr: float = 1e-7,
     Returns:
         An :class:`LRFindResult`.
     """
-    from leafnet.config import has_data_source
     from leafnet.data.pipeline import ImageSet, epoch_order
-    from leafnet.data.prepare import scan_and_split
-    from leafnet.errors import DataError
     from leafnet.models.classifier import set_trainable
-    from leafnet.train.fit import as_config, build_model, resolve_config
+    from leafnet.train.lifecycle import CLASSIFIER, as_config, build_model, require_data, resolve_config
     from leafnet.train.optim import make_loss, make_optimizer
 
     if phase not in LR_FLAGS:
@@ -104,14 +101,10 @@ def lr_find(config: Any = None, phase: str = "transfer", start_lr: float = 1e-7,
     if steps < 10:
         raise LeafnetError(f"lr-find needs at least 10 steps; received {steps}")
     cfg = as_config(config, **flags)
-    from leafnet.train.distribute import refuse_multiworker
-
-    refuse_multiworker(cfg, "lr-find")
-    if not has_data_source(cfg):
-        raise DataError("no data given: use --data DIR, --train DIR --val DIR, or --demo")
+    require_data(cfg, "lr-find", data="")
     cfg, spec, size = resolve_config(cfg)
     out = Path(out or "runs/lr_find")
-    split = scan_and_split(cfg.data, cfg.run.seed, progress=bool(cfg.run.verbose))
+    split = CLASSIFIER.scan(cfg, progress=bool(cfg.run.verbose))
     paths, labels, _ = split.subset(val=False)
     train = ImageSet(paths, labels, len(split.classes), size)
     train.cache(cfg.data.cache, out / "cache")

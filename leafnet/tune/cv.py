@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 
 from leafnet import runlock
-from leafnet.config import Config, has_data_source
+from leafnet.config import Config
+from leafnet.data.prepare import split_fingerprint
 from leafnet.errors import ConfigError, DataError
 from leafnet.runs import default_run_dir, io_guard, write_json
-from leafnet.tune.search import claim_folder, identity_config, split_fingerprint
+from leafnet.train.claim import claim_folder, identity_config
 
 METRICS = ("val_accuracy", "val_loss", "mean_class_accuracy")
 
@@ -61,27 +62,23 @@ def cross_validate(config: Config | dict | str | os.PathLike | None = None, *, f
         ``{"folds": [{"fold", "run", metrics...}], "mean": {...}, "std": {...}}``; the std is
         the sample standard deviation over folds (ddof=1).
     """
-    from leafnet.data.prepare import scan_and_split
-    from leafnet.train.fit import as_config, fit
+    from leafnet.train.fit import fit
+    from leafnet.train.lifecycle import CLASSIFIER, as_config, require_data
 
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
         raise ConfigError(f"--folds must be an integer >= 2; received {folds!r}")
     base = as_config(config, **flags)
     from leafnet.data.layout import use_split_layout
-    from leafnet.train.distribute import refuse_multiworker
 
     use_split_layout(base.data, verbose=bool(base.run.verbose))
-
-    refuse_multiworker(base, "cv")
-    if not has_data_source(base):
-        raise DataError("no data given: use --data DIR (one sub-folder per class), --train DIR --val DIR, or --demo")
+    require_data(base, "cv")
     if base.data.train or base.data.val:
         raise ConfigError("cross-validation makes its own splits: give one folder with --data, not --train/--val")
     verbose = base.run.verbose
     root = Path(base.run.dir).expanduser().resolve() if base.run.dir else \
         default_run_dir(f"cv-{base.model.backbone}").resolve()
     with runlock.hold(root):   # each fold's fit holds its own folder inside it
-        scan = scan_and_split(base.data, base.run.seed, progress=bool(verbose))
+        scan = CLASSIFIER.scan(base, progress=bool(verbose))
         masks = fold_masks(scan.labels, scan.hashes, folds, base.run.seed)
         claim_folder(root / "cv.json", {"folds": folds, "base_config": identity_config(base),
                                         "data": split_fingerprint(scan)}, "cross-validation")

@@ -33,10 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from leafnet import runlock
-from leafnet.config import Config, has_data_source
+from leafnet.config import Config
 from leafnet.data.prepare import split_fingerprint
-from leafnet.errors import ConfigError, DataError, LeafnetError
-from leafnet.runs import default_run_dir, io_guard, read_csv, write_csv, write_json, write_text
+from leafnet.errors import ConfigError, LeafnetError
+from leafnet.runs import default_run_dir, read_csv, write_csv, write_json, write_text
+from leafnet.train.claim import claim_folder, identity_config
 from leafnet.tune.leaderboard import trial_ended, trial_started
 from leafnet.tune.oracle_service import configure
 from leafnet.tune.space import Entry, apply_values, check_space, declare, fingerprint, load_space
@@ -73,40 +74,6 @@ class SearchFailed(LeafnetError):
     def __init__(self, message: str, result: SearchResult):
         super().__init__(message)
         self.result = result
-
-
-def claim_folder(path: Path, identity: dict, what: str) -> bool:
-    """Create ``path`` (a JSON identity file) or check it: True when resuming the same thing.
-
-    A folder started with a different identity is refused, naming the first difference.
-    """
-    if path.is_file():
-        try:
-            stored = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise LeafnetError(f"cannot read {path}: {e}") from None
-        for key in identity:
-            if stored.get(key) != identity[key]:
-                detail = ""
-                if key == "base_config":
-                    from leafnet.train.fit import first_difference
-
-                    detail = f" ({first_difference(identity[key], stored.get(key) or {})})"
-                    key = "config"
-                raise ConfigError(f"{path.parent} holds a {what} with a different {key}{detail} than this command's; "
-                                  f"use a new --run-dir (or the original settings to resume it)")
-        return True
-    io_guard(lambda: write_json(path, identity), str(path))
-    return False
-
-
-def identity_config(cfg: Config) -> dict:
-    """The config as stored, without the keys that may change between a run and its resume."""
-    from leafnet.train.fit import stored_form
-
-    d = stored_form(cfg)
-    d["run"]["verbose"] = None
-    return d
 
 
 def _oracle(tuner: str, objective: str, max_trials: int, max_epochs: int, seed: int, max_failures: int):
@@ -250,7 +217,7 @@ def search(config: Config | dict | str | os.PathLike | None = None, *, tuner: st
             shared token, TLS files and silent-worker limit (see :mod:`leafnet.tune.oracle_service`).
         **flags: dotted config overrides.
     """
-    from leafnet.train.fit import as_config, refuse_without_validation
+    from leafnet.train.lifecycle import CLASSIFIER, as_config, require_data
 
     if tuner not in TUNERS:
         raise ConfigError(f"unknown tuner {tuner!r}; choose one of: {', '.join(TUNERS)}")
@@ -262,14 +229,9 @@ def search(config: Config | dict | str | os.PathLike | None = None, *, tuner: st
             raise ConfigError(f"{name} must be an integer >= {low}; received {value!r}")
     base = as_config(config, **flags)
     from leafnet.data.layout import use_split_layout
-    from leafnet.train.distribute import refuse_multiworker
 
     use_split_layout(base.data, verbose=bool(base.run.verbose))
-
-    refuse_multiworker(base, "search")
-    if not has_data_source(base):
-        raise DataError("no data given: use --data DIR (one sub-folder per class), --train DIR --val DIR, or --demo")
-    refuse_without_validation(base, "a search ranks its trials")
+    require_data(base, "search", validates="a search ranks its trials")
     for phase in (base.transfer, base.finetune):
         phase.early_stopping = patience
     entries = load_space(space)
@@ -282,9 +244,7 @@ def search(config: Config | dict | str | os.PathLike | None = None, *, tuner: st
     # The chief (or a lone search) holds the folder; KerasTuner's workers share it by design,
     # each trial's fit holding that trial's folder.
     with runlock.hold(root) if distributed != "worker" else contextlib.nullcontext():
-        from leafnet.data.prepare import scan_and_split
-
-        split = scan_and_split(base.data, base.run.seed, progress=bool(verbose) and distributed != "worker")
+        split = CLASSIFIER.scan(base, progress=bool(verbose) and distributed != "worker")
         stored = identity_config(base)
         identity = {"tuner": tuner, "objective": objective, "space": fingerprint(entries), "base_config": stored,
                     "data": split_fingerprint(split)}

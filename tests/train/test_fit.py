@@ -75,14 +75,23 @@ def test_run_folder_files_exist_and_parse(finished, leaves):
 
 
 def test_model_reloads_and_predicts_the_same(finished):
+    """model.keras, reloaded, is the model whose validation metrics fit reported: its own
+    predictions on split.csv's val images give metrics.json's confusion matrix and accuracy."""
     run, run_dir = finished
-    import keras
+    from leafnet.data.pipeline import ImageSet
 
+    classes = run.classes
+    with open(run_dir / "split.csv") as f:
+        val = [r for r in csv.DictReader(f) if r["subset"] == "val"]
+    labels = np.array([classes.index(r["class"]) for r in val])
     model = run.load_model()
-    x = np.random.default_rng(0).uniform(0, 255, (5, 40, 40, 3)).astype("float32")
-    again = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
-    np.testing.assert_allclose(model.predict(x, verbose=0), again.predict(x, verbose=0), atol=1e-6)
-    # The final model is the one whose val metrics were reported.
+    pred = model.predict(ImageSet([r["path"] for r in val], labels, len(classes), 40).dataset(16), verbose=0)
+    confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    np.add.at(confusion, (labels, pred.argmax(axis=1)), 1)
+    m = run.metrics
+    assert len(val) == m["val_images"] == 20
+    np.testing.assert_array_equal(confusion, np.array(m["confusion"]))
+    assert float((pred.argmax(axis=1) == labels).mean()) == m["val_accuracy"]
     assert model.get_layer("predictions").output.shape[-1] == 4
 
 
