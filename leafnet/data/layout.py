@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from leafnet import console
+
 if TYPE_CHECKING:
     from leafnet.config import DataConfig
 
@@ -63,7 +65,7 @@ def use_split_layout(data: DataConfig, verbose: bool = True) -> None:
     if layout is None:
         return
     if verbose:
-        print(f"note: {describe_layout(data.data, layout)}")
+        console.note(describe_layout(data.data, layout))
     if "val" in layout:
         data.data, data.train, data.val = None, layout["train"], layout["val"]
     else:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from leafnet import console
 from leafnet.data.codec_messages import clean_tf_error, quiet_decoders
 from leafnet.data.files import FileStat, UnreadableFile, file_problem, hash_file
 from leafnet.errors import DataError
@@ -166,10 +167,8 @@ def _decode_all(paths: Sequence[str], progress: bool) -> dict[int, str]:
 
 
 def _progress(total: int, label: str):
-    from leafnet.console import progress_bar
-
-    print(f"{label}: {total} files")
-    return progress_bar(total, unit_name="file")
+    console.info(f"{label}: {total} files")
+    return console.progress_bar(total, unit_name="file")
 
 
 LINK_INSIDE = "symbolic link to a folder inside the data folder (not followed: its images would be labelled twice)"

@@ -7,6 +7,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from leafnet import console
+
 # Changing these changes the demo set: bump the version so old caches are not reused.
 DEMO = {"classes": 14, "per_class": 100, "size": 96, "seed": 0, "disease": 0.1}
 DEMO_VERSION = "v1"
@@ -33,7 +35,7 @@ def demo_folder(progress: bool = True) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=".demo-leaves-", dir=target.parent))
     total = DEMO["classes"] * DEMO["per_class"]
     if progress:
-        print(f"generating the demo leaves ({total} images) into {target}")
+        console.info(f"generating the demo leaves ({total} images) into {target}")
     try:
         generate(tmp, **DEMO)
         os.replace(tmp, target)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from leafnet import console
 from leafnet.cli import positive_int
 from leafnet.cli_help import examples
 from leafnet.explain.inversion import TUNE_LRS, TUNE_WDS, InversionSettings
@@ -120,10 +121,10 @@ def cmd_explain(args) -> int:
                 max_n=args.max_n)
     for r in e.rows:
         true = f"true {r['true']}, " if r["true"] else ""
-        print(f"{r['path']}: {true}predicted {r['predicted']} ({r['confidence']:.2f}), explained: {r['target']}")
+        console.info(f"{r['path']}: {true}predicted {r['predicted']} ({r['confidence']:.2f}), explained: {r['target']}")
     where = f" at layer {e.layer}" if e.layer else ""
-    print(f"{e.method}{where}: {len(e.rows)} image(s) explained; wrote {e.out}/ "
-          f"({', '.join(k for k in ('grid', 'blocks') if k in e.files) or 'panels'}, index.csv)")
+    console.info(f"{e.method}{where}: {len(e.rows)} image(s) explained; wrote {e.out}/ "
+                 f"({', '.join(k for k in ('grid', 'blocks') if k in e.files) or 'panels'}, index.csv)")
     return 0
 
 
@@ -139,19 +140,19 @@ def cmd_inversions(args) -> int:
                    tune=args.tune, tune_lrs=args.tune_lr or TUNE_LRS, tune_wds=args.tune_wd or TUNE_WDS,
                    tune_steps=args.tune_steps, out=args.out)
     if r.top:
-        print(f"top {len(r.top)} filters of {r.layer} by summed weights:")
-        print(f"  {'rank':>4}  {'filter':>6}  {'summed weight':>13}")
+        console.info(f"top {len(r.top)} filters of {r.layer} by summed weights:")
+        console.info(f"  {'rank':>4}  {'filter':>6}  {'summed weight':>13}")
         for rank, (i, w) in enumerate(r.top, start=1):
-            print(f"  {rank:4d}  {i:6d}  {w:13.5g}")
+            console.info(f"  {rank:4d}  {i:6d}  {w:13.5g}")
     if r.tuning:
-        print("tuning (median of the last 10 mean losses, lower is better):")
-        print(f"  {'lr':>8}  {'weight decay':>12}  {'score':>10}")
+        console.info("tuning (median of the last 10 mean losses, lower is better):")
+        console.info(f"  {'lr':>8}  {'weight decay':>12}  {'score':>10}")
         for t in r.tuning:
-            print(f"  {t['lr']:8.3g}  {t['weight_decay']:12.3g}  {t['score']:10.5g}")
-        print(f"best: lr {r.settings.lr:g}, weight decay {r.settings.weight_decay:g}")
-    print(f"inverted {len(r.labels)} {'class(es)' if classes else 'filter(s) of ' + str(r.layer)} in "
-          f"{r.settings.steps} steps; final loss {r.losses[-1].mean():.4g}; wrote {r.out}/ "
-          f"({', '.join(p.name for p in r.files.values())})")
+            console.info(f"  {t['lr']:8.3g}  {t['weight_decay']:12.3g}  {t['score']:10.5g}")
+        console.info(f"best: lr {r.settings.lr:g}, weight decay {r.settings.weight_decay:g}")
+    console.info(f"inverted {len(r.labels)} {'class(es)' if classes else 'filter(s) of ' + str(r.layer)} in "
+                 f"{r.settings.steps} steps; final loss {r.losses[-1].mean():.4g}; wrote {r.out}/ "
+                 f"({', '.join(p.name for p in r.files.values())})")
     return 0
 
 
@@ -161,6 +162,6 @@ def cmd_filters(args) -> int:
     r = filters(args.run, args.image, layers=args.layers, max_filters=args.max_filters, out=args.out)
     for entry, f in zip(r.layers, r.files):
         n = len(entry.get("channels", entry.get("units", [])))
-        print(f"{entry['layer']}: {n} {'filter/map pairs' if 'maps' in entry else 'weight images'} -> {f}")
-    print(f"wrote {len(r.files)} picture(s) to {r.out}/")
+        console.info(f"{entry['layer']}: {n} {'filter/map pairs' if 'maps' in entry else 'weight images'} -> {f}")
+    console.info(f"wrote {len(r.files)} picture(s) to {r.out}/")
     return 0

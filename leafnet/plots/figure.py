@@ -4,9 +4,9 @@ atomic PNG save."""
 from __future__ import annotations
 
 import os
-import sys
 from typing import Callable
 
+from leafnet import console
 from leafnet.runs import atomic_path
 
 MAX_PIXELS = 4000               # the longest side of any saved figure
@@ -51,8 +51,7 @@ def draw_or_warn(draw: Callable[[], None], path: str | os.PathLike) -> bool:
         draw()
         return True
     except Exception as e:  # noqa: BLE001 - a figure is never worth the run
-        print(f"warning: could not draw {path} ({type(e).__name__}: {e}); the numbers are written",
-              file=sys.stderr, flush=True)
+        console.warn(f"could not draw {path} ({type(e).__name__}: {e}); the numbers are written")
         return False
 
 

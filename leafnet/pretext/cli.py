@@ -5,6 +5,7 @@ Imports nothing heavy at module level; see ``leafnet.cli.EXTENSIONS``.
 
 from __future__ import annotations
 
+from leafnet import console
 from leafnet.pretext.task import TASK_NAMES
 
 
@@ -36,6 +37,6 @@ def cmd_pretext(args) -> int:
     cfg = load_config(args.config, flags=train_flags(args), overrides=args.overrides)
     run = pretext(cfg, task=args.task)
     m = run.metrics
-    print(f"pretext ({args.task}) val_accuracy {m.get('val_accuracy', float('nan')):.4f}")
-    print(f"run folder: {run.root}   backbone: {run.root / 'backbone.keras'}")
+    console.info(f"pretext ({args.task}) val_accuracy {m.get('val_accuracy', float('nan')):.4f}")
+    console.info(f"run folder: {run.root}   backbone: {run.root / 'backbone.keras'}")
     return 0

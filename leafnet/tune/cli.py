@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from leafnet import console
 from leafnet.cli import add_train_flags, positive_int, train_flags
 from leafnet.cli_help import examples
 
@@ -66,9 +67,9 @@ def cmd_search(args) -> int:
                         oracle_cert=args.oracle_cert, oracle_key=args.oracle_key, oracle_ca=args.oracle_ca,
                         worker_timeout=args.worker_timeout)
     except SearchFailed as e:
-        print(summary(e.result))
+        console.info(summary(e.result))
         raise
-    print(summary(result))
+    console.info(summary(result))
     return 0
 
 

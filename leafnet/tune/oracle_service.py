@@ -29,6 +29,7 @@ import threading
 import time
 from pathlib import Path
 
+from leafnet import console
 from leafnet.errors import ConfigError, LeafnetError
 
 TOKEN_ENV = "LEAFNET_ORACLE_TOKEN"
@@ -306,7 +307,6 @@ def _watched_servicer(oracle, timeout: float, verbose: int):
                         trial.status, trial.message = TrialStatus.FAILED, why
                         o.end_trial(trial)
                     if verbose:
-                        print(why if trial is not None else f"worker {tuner_id} sent nothing for {timeout:g} s",
-                              flush=True)
+                        console.info(why if trial is not None else f"worker {tuner_id} sent nothing for {timeout:g} s")
 
     return WatchedServicer()
