@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from leafnet.csvcells import escape_csv_cell, unescape_csv_cell
 from leafnet.errors import DataError, LeafnetError
 
 
@@ -93,27 +94,6 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
-
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def escape_csv_cell(value: Any) -> Any:
-    """Neutralise spreadsheet formulas: a text cell starting with = + - @ gets a leading quote.
-
-    A cell that starts with a quote gets one more, so :func:`unescape_csv_cell` gives back
-    exactly what was written (a class named ``-1`` or ``'x`` survives split.csv).
-    """
-    if isinstance(value, str) and value[:1] in (*_FORMULA_START, "'"):
-        return "'" + value
-    return value
-
-
-def unescape_csv_cell(value: str) -> str:
-    """The inverse of :func:`escape_csv_cell`."""
-    if value[:1] == "'" and value[1:2] in (*_FORMULA_START, "'"):
-        return value[1:]
-    return value
 
 
 def write_csv(path: str | os.PathLike, header: list[str], rows: Iterable[Iterable[Any]]) -> None:
