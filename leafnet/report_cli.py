@@ -6,6 +6,7 @@ import time.
 
 from __future__ import annotations
 
+from leafnet import console
 from leafnet.cli_help import examples
 
 
@@ -24,5 +25,5 @@ def cmd_report(args) -> int:
     from leafnet.report import write_report
 
     path = write_report(args.run, explanations=not args.no_explanations, embed=args.embed)
-    print(f"report: {path}")
+    console.info(f"report: {path}")
     return 0

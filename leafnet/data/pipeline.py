@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
+from leafnet import console
 from leafnet.data.codec_messages import quiet_decoders
 from leafnet.data.decode import decode_image  # the decoder (EXIF orientation, pixel limit)
 from leafnet.runs import atomic_path
@@ -134,7 +135,7 @@ class ImageSet:
         if progress:
             from leafnet.console import progress_bar
 
-            print(f"decoding {len(self)} {label} images at {self.size}x{self.size}")
+            console.info(f"decoding {len(self)} {label} images at {self.size}x{self.size}")
             bar = progress_bar(len(self), unit_name="image")
         i = 0
         with quiet_decoders():   # a damaged-but-decodable JPEG was reported by the scan already

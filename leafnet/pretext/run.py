@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from leafnet import console
 from leafnet.config import Config
 from leafnet.errors import DataError, LeafnetError
 from leafnet.pretext.task import PretextTask, get_task
@@ -198,7 +199,7 @@ def _pretext(ctx: RunContext) -> Run:
     result = Run(run.root)
     if cfg.run.verbose:
         m = result.metrics
-        print(f"pretext val_accuracy {m['val_accuracy']:.4f} (chance {1 / task.num_classes:.2f})  "
-              f"val_loss {m['val_loss']:.4f}")
-        print(f"backbone: {backbone_file}   (transfer it with: leafnet fit --weights {run.root} ...)")
+        console.info(f"pretext val_accuracy {m['val_accuracy']:.4f} (chance {1 / task.num_classes:.2f})  "
+                     f"val_loss {m['val_loss']:.4f}")
+        console.info(f"backbone: {backbone_file}   (transfer it with: leafnet fit --weights {run.root} ...)")
     return result

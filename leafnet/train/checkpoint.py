@@ -19,7 +19,6 @@ import contextlib
 import copy
 import json
 import math
-import sys
 import time
 import zipfile
 import zlib
@@ -29,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from leafnet import console
 from leafnet.errors import LeafnetError
 from leafnet.runs import RunDir, atomic_path, io_guard, read_csv, save_keras, write_csv, write_json
 
@@ -210,7 +210,7 @@ class Checkpoints:
                                    f"delete {self.state_path} to restart the run from scratch, or restore the file")
             where = (f"resuming from epoch {previous.epochs} instead" if previous.epochs
                      else "starting the run again from its first epoch instead")
-            print(f"warning: backup/{name} is unreadable ({why}); {where}", file=sys.stderr, flush=True)
+            console.warn(f"backup/{name} is unreadable ({why}); {where}")
             previous.history = (state.history or [])[:previous.epochs] if state.history is not None else None
             state = previous
         if state.history is None:

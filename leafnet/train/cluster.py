@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
+from leafnet import console
 from leafnet.errors import DataError, LeafnetError
 from leafnet.runs import RunDir
 
@@ -69,12 +70,12 @@ class Cluster:
         from leafnet.train.steps import broadcast_json
 
         if self.verbose:
-            print(f"{self.name}: training with the chief; the chief writes {self.root}", flush=True)
+            console.info(f"{self.name}: training with the chief; the chief writes {self.root}")
         status = broadcast_json(self.strategy, None, is_chief=False)
         if status.get("error"):
             raise LeafnetError(f"the chief refused the run: {status['error']}")
         if status.get("done") and self.verbose:
-            print(f"{self.name}: the run in {self.root} is already complete; nothing to do")
+            console.info(f"{self.name}: the run in {self.root} is already complete; nothing to do")
         return False, bool(status.get("done"))
 
     def same_data(self, split: SplitData) -> None:
@@ -110,7 +111,7 @@ class Cluster:
     def done(self) -> None:
         """A worker's last line."""
         if self.verbose:
-            print(f"{self.name}: done; the run folder is the chief's, {self.root}", flush=True)
+            console.info(f"{self.name}: done; the run folder is the chief's, {self.root}")
 
 
 @contextlib.contextmanager

@@ -29,6 +29,7 @@ import copy
 import json
 import os
 
+from leafnet import console
 from leafnet.config import Config
 from leafnet.errors import LeafnetError
 
@@ -114,8 +115,8 @@ def distribution(cfg: Config):
         return None, cfg
     replicas = int(strategy.num_replicas_in_sync)
     if cfg.run.verbose:
-        print(f"distributed ({cfg.run.distribute}): {replicas} replica(s); global batch "
-              f"{cfg.data.batch_size * replicas}, learning rates x{replicas}")
+        console.info(f"distributed ({cfg.run.distribute}): {replicas} replica(s); global batch "
+                     f"{cfg.data.batch_size * replicas}, learning rates x{replicas}")
     return strategy, scale_for_replicas(cfg, replicas)
 
 

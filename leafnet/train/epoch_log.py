@@ -7,6 +7,7 @@ it. ``verbose`` 0 prints nothing.
 
 from __future__ import annotations
 
+from leafnet import console
 from leafnet.console import interactive
 
 EPOCH_COLUMNS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -49,7 +50,7 @@ class EpochLog:
     def say(self, text: str) -> None:
         """One line (a note of the trainer), unless quiet."""
         if self.verbose:
-            print(text, flush=True)
+            console.info(text)
 
     def phase(self, name: str, p, counts: dict[str, int], augment) -> None:
         """The heading of phase ``name`` with settings ``p`` and trainable weights ``counts``."""
@@ -65,11 +66,11 @@ class EpochLog:
     def epoch_start(self, label: str) -> None:
         """Before an epoch: the heading of its progress bar (none without bars)."""
         if self.bars:
-            print(label, flush=True)
+            console.info(label)
 
     def epoch_end(self, label: str, row: dict) -> None:
         """After an epoch: its line, from its history row."""
         if self.verbose:
             shown = "  ".join(f"{key} {row[key]:.4f}" for key in EPOCH_COLUMNS if row[key] is not None)
             line = f"{shown}  lr {row['lr']:.3g}  {row['epoch_seconds']:.1f}s"
-            print(f"  {line}" if self.bars else f"{label}  {line}", flush=True)
+            console.info(f"  {line}" if self.bars else f"{label}  {line}")

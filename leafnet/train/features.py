@@ -27,6 +27,7 @@ from typing import Callable
 
 import numpy as np
 
+from leafnet import console
 from leafnet.console import progress_bar
 from leafnet.runs import atomic_path
 from leafnet.train.seeding import epoch_seed, reseed
@@ -126,8 +127,8 @@ class FeatureCache:
 
         bar = progress_bar(out.shape[0] * out.shape[1], unit_name="image") if progress else None
         if progress:
-            print(f"computing backbone features of {len(self.images)} {label} images"
-                  + (f" ({self.copies} augmented copies)" if augment else "") + " (feature cache)")
+            console.info(f"computing backbone features of {len(self.images)} {label} images"
+                         + (f" ({self.copies} augmented copies)" if augment else "") + " (feature cache)")
         done = 0
         for c in range(self.copies):
             if augment:

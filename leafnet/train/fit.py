@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from leafnet import console
 from leafnet.config import Config
 from leafnet.errors import LeafnetError
 from leafnet.runs import Run, RunDir, default_run_dir
@@ -91,13 +92,13 @@ def _fit(cfg: Config, exec_cfg: Config, spec, strategy, split, run: RunDir, clus
             scope() if scope is not None else contextlib.nullcontext():
         train, val, mode = ctx.image_sets(folder, progress=said)
         if val is None and said:
-            print("note: --val-split 0: no validation; every image trains, with no best checkpoint or early "
-                  "stopping, and the last epoch's weights are the model")
+            console.note("--val-split 0: no validation; every image trains, with no best checkpoint or early "
+                         "stopping, and the last epoch's weights are the model")
         from_scratch = cfg.model.weights == "none"
         if from_scratch and cfg.transfer.epochs > 0 and said:
-            print("warning: --weights none: the backbone starts from random weights, so the transfer phase trains the "
-                  "whole network (a frozen random backbone would learn nothing); the fine-tune phase then continues "
-                  "with the last blocks at its lower learning rate")
+            console.info("warning: --weights none: the backbone starts from random weights, so the transfer phase trains the "
+                         "whole network (a frozen random backbone would learn nothing); the fine-tune phase then continues "
+                         "with the last blocks at its lower learning rate")
         class_weight = _class_weights(train.labels, len(ctx.classes)) if cfg.data.balance == "weights" else None
         trainer_cfg = exec_cfg
         if worker:
@@ -118,7 +119,7 @@ def _fit(cfg: Config, exec_cfg: Config, spec, strategy, split, run: RunDir, clus
         ctx.finish(_local_copy(cfg, spec, len(ctx.classes), ctx.model, trainer), train, val, history, test=test)
     result = Run(run.root)
     if verbose:
-        print(result.summary())
+        console.info(result.summary())
     return result
 
 

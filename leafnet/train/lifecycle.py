@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 
+from leafnet import console
 from leafnet import runlock
 from leafnet.config import Config, has_data_source
 from leafnet.errors import ConfigError, DataError, LeafnetError
@@ -108,7 +109,7 @@ def resolve_config(cfg: Config) -> tuple[Config, Any, int]:
     cfg.model.backbone = spec.name
     for note in resolve_defaults(cfg, has_imagenet=spec.imagenet):
         if cfg.run.verbose:
-            print(f"note: {note}")
+            console.note(note)
     resolve_finetune_blocks(spec, cfg.finetune.blocks)  # refuse N > blocks before any work
     cfg.data.image_size = cfg.data.image_size or spec.default_size
     use_split_layout(cfg.data, verbose=bool(cfg.run.verbose))
@@ -151,7 +152,7 @@ def build_model(cfg: Config, spec, num_classes: int):
     if cfg.model.weights not in ("imagenet", "none"):
         n = load_backbone_weights(model, spec, cfg.model.weights)
         if cfg.run.verbose:
-            print(f"loaded {n} backbone layers from {cfg.model.weights}")
+            console.info(f"loaded {n} backbone layers from {cfg.model.weights}")
     return model
 
 
@@ -330,7 +331,7 @@ def prepare_run(cfg: Config, spec, run: RunDir, kind: RunKind = CLASSIFIER, *, s
     ctx = RunContext(cfg, spec, run, kind, resuming, complete, writes)
     if complete:
         if verbose and writes:
-            print(kind.complete_note(run))
+            console.info(kind.complete_note(run))
         return ctx
 
     from leafnet.train.trainer import plan_phases
@@ -343,7 +344,7 @@ def prepare_run(cfg: Config, spec, run: RunDir, kind: RunKind = CLASSIFIER, *, s
         added = verify_resume(run, data_roots(cfg.data), labelled=kind.labelled)
         split = kind.read_split(run)
         if added and verbose:
-            print(new_files_note(added))
+            console.info(new_files_note(added))
     elif split is None:
         split = kind.scan(cfg, progress=bool(verbose) and writes)
     ctx.split = split
@@ -360,6 +361,6 @@ def prepare_run(cfg: Config, spec, run: RunDir, kind: RunKind = CLASSIFIER, *, s
         kind.write_start(ctx)
         io_guard(lambda: write_text(run.config, kind.config_header + to_yaml(stored_form(cfg))), str(run.config))
     if writes and verbose:
-        print(kind.announce(ctx))
+        console.info(kind.announce(ctx))
     return ctx
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from leafnet import console
 from leafnet import runlock
 from leafnet.config import Config
 from leafnet.data.prepare import split_fingerprint
@@ -88,7 +89,7 @@ def cross_validate(config: Config | dict | str | os.PathLike | None = None, *, f
             cfg.run.dir = str(root / f"fold-{k}")
             split = dataclasses.replace(scan, is_val=mask)
             if verbose:
-                print(f"fold {k}/{folds}: {int((~mask).sum())} train, {int(mask.sum())} val images -> {cfg.run.dir}")
+                console.info(f"fold {k}/{folds}: {int((~mask).sum())} train, {int(mask.sum())} val images -> {cfg.run.dir}")
             m = fit(cfg, split=split).metrics
             rows.append({"fold": k, "run": cfg.run.dir, **{name: m.get(name) for name in METRICS},
                          "val_images": m.get("val_images"), "epochs": m.get("epochs")})
@@ -97,8 +98,8 @@ def cross_validate(config: Config | dict | str | os.PathLike | None = None, *, f
                    "std": {n: float(np.std([r[n] for r in rows], ddof=1)) for n in METRICS}}
         io_guard(lambda: write_json(root / "cv_summary.json", summary), str(root / "cv_summary.json"))
     if verbose:
-        print(format_summary(summary))
-        print(f"summary: {root / 'cv_summary.json'}")
+        console.info(format_summary(summary))
+        console.info(f"summary: {root / 'cv_summary.json'}")
     return summary
 
 

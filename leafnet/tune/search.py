@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from leafnet import console
 from leafnet import runlock
 from leafnet.config import Config
 from leafnet.data.prepare import split_fingerprint
@@ -145,7 +146,7 @@ def _tuner_class():
             info_path = trial_dir / TRIAL_INFO
             previous = _read_json(info_path)
             if self.base.run.verbose:
-                print(trial_started(trial.trial_id, values), flush=True)
+                console.info(trial_started(trial.trial_id, values))
             t0 = time.perf_counter()
             import keras
 
@@ -178,7 +179,7 @@ def _tuner_class():
                                    "values": values, "seconds": round(seconds, 2), "metrics": result})
             if self.base.run.verbose:
                 epochs = _read_json(trial_dir / "metrics.json").get("epochs") if result else None
-                print(trial_ended(trial.trial_id, result, epochs, seconds, reason), flush=True)
+                console.info(trial_ended(trial.trial_id, result, epochs, seconds, reason))
             if result is None:
                 raise kt.errors.FailedTrialError(reason)
             return result
@@ -251,11 +252,11 @@ def search(config: Config | dict | str | os.PathLike | None = None, *, tuner: st
         root.mkdir(parents=True, exist_ok=True)
         resuming = claim_folder(root / "search.json", identity, "search")
         if link is not None and link.token_generated:
-            print(link.announce(), flush=True)
+            console.info(link.announce())
         if verbose and distributed != "worker":
-            print(f"search folder: {root}" + ("  (resuming)" if resuming else "")
-                  + f"\n{tuner} search, {max_trials} trials, objective {objective}, "
-                  f"{len(split.paths)} images in {len(split.classes)} classes")
+            console.info(f"search folder: {root}" + ("  (resuming)" if resuming else "")
+                         + f"\n{tuner} search, {max_trials} trials, objective {objective}, "
+                         f"{len(split.paths)} images in {len(split.classes)} classes")
 
         import logging
 
