@@ -98,8 +98,10 @@ class ModelConfig:
 
 @dataclass
 class PhaseConfig:
-    """One training phase. ``transfer`` trains the head on a frozen backbone; ``finetune``
-    unfreezes the last ``blocks`` blocks of the backbone (BatchNormalization stays frozen)."""
+    """One training phase: transfer (the head on a frozen backbone) or finetune (the last blocks unfrozen).
+
+    ``finetune`` unfreezes the last ``blocks`` blocks of the backbone; BatchNormalization stays frozen.
+    """
 
     epochs: int = setting(10, "maximum epochs of this phase", ge=0, le=100000)
     lr: float = setting(1e-2, "learning rate", gt=0.0, le=10.0)
