@@ -57,7 +57,7 @@ class TrainState:
     phase_best_weights: str | None = None
     best_weights: str | None = None  # backup file with the weights of the run's best epoch
     best_saved: bool = True        # best.keras holds them
-    history: list[dict] | None = None  # the rows of history.csv (None: a state written before they were kept)
+    history: list[dict] | None = None  # the rows of history.csv (None: a state.json without them)
     previous: dict | None = None   # the state of the epoch before, without its history and previous
 
     def to_dict(self) -> dict:
@@ -294,10 +294,10 @@ class Checkpoints:
 class BestKeras:
     """When ``best.keras`` is written.
 
-    Writing a ``.keras`` file takes ~50 ms even for a small model, a few percent of a short
-    epoch: so at an improving epoch it is written at once only when its last write is
-    ``every_seconds`` old (always at the first improvement), else at the end of the phase,
-    when the run stops on an error, or when it completes.
+    Writing a ``.keras`` file costs a noticeable share of a short epoch, so at an improving
+    epoch it is written at once only when its last write is ``every_seconds`` old (always at
+    the first improvement), else at the end of the phase, when the run stops on an error, or
+    when it completes.
     """
 
     def __init__(self, checkpoints: Checkpoints, every_seconds: float = BEST_EVERY_SECONDS):
